@@ -62,6 +62,10 @@ extension Tensor {
     /// tracks gradients, adding into the leaves' `gradient`.
     public func backward(seed: Tensor? = nil) {
         guard let root = node else { return }
+        withoutGradients { runBackward(root: root, seed: seed) }
+    }
+
+    private func runBackward(root: GradNode, seed: Tensor?) {
         let seedGrad = seed ?? Tensor(repeating: 1, shape: shape)
         precondition(seedGrad.shape == shape, "backward seed shape \(seedGrad.shape) != \(shape)")
 

@@ -185,7 +185,8 @@ final class ByteReader {
         guard count > 0 else { return [] }
         var got = 0
         let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
-            got = try read(into: UnsafeMutableRawPointer(buf.baseAddress!), count: count)
+            guard let base = buf.baseAddress else { initialized = 0; return }
+            got = try read(into: UnsafeMutableRawPointer(base), count: count)
             initialized = got
         }
         return bytes

@@ -87,7 +87,9 @@ public struct Tensor: @unchecked Sendable {
         if !isKnownUniquelyReferenced(&storage) {
             let copy = TensorStorage(count: count)
             copy.pointer.initialize(from: storage.pointer, count: count)
+            let keptNode = node
             self = Tensor(shape: shape, storage: copy)
+            node = keptNode
         }
         return try body(storage.buffer)
     }

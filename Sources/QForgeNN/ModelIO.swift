@@ -1,0 +1,159 @@
+import Foundation
+import QForgeData
+import QForgeGraph
+import QForgeTensor
+
+// A model saves as a QForge graph: one node per layer (named by the layer's dotted path),
+// weights as initializers under their dotted paths (PyTorch layout), and the model's own
+// facts (task, input shape, scalers) in the graph's metadata. Loading rebuilds the layers
+// from the graph, so training can continue from a file.
+
+extension Model {
+    static let metaTask = "qforge.task", metaInput = "qforge.input_shape"
+    static let metaInputScaler = "qforge.input_scaler", metaTargetScaler = "qforge.target_scaler"
+
+    /// The model as a graph plus its tensors (parameters and BatchNorm statistics).
+    public func lowered() -> (graph: Graph, tensors: [String: Tensor]) {
+        var nodes: [Node] = []
+        var tensors: [String: Tensor] = [:]
+        for (path, t) in namedTensors { tensors[path] = t }
+        var current = "input"
+        var shape = inputShape
+        for (i, layer) in network.layers.enumerated() {
+            let name = "layers.\(i)"
+            let out = name + ".out"
+            let outShape = (try? layer.outputShape(for: shape)) ?? shape
+            switch layer.spec {
+            case let .dense(_, _, bias):
+                if shape.count > 1 {
+                    // Dense flattens its input; the graph says so explicitly.
+                    nodes.append(Node(name: name + "/flatten", op: .flatten, inputs: [current], outputs: [name + ".flat"],
+                                      attributes: ["axis": .int(1)]))
+                    current = name + ".flat"
+                }
+                nodes.append(Node(name: name, op: .gemm, inputs: [current, name + ".weight"] + (bias ? [name + ".bias"] : []),
+                                  outputs: [out], attributes: ["transB": .int(1)]))
+            case let .conv2d(_, _, k, s, p, bias):
+                nodes.append(Node(name: name, op: .conv, inputs: [current, name + ".weight"] + (bias ? [name + ".bias"] : []),
+                                  outputs: [out], attributes: ["kernel_shape": .ints([k, k]), "strides": .ints([s, s]),
+                                                               "pads": .ints([p, p, p, p]), "dilations": .ints([1, 1]), "group": .int(1)]))
+            case let .batchNorm(_, momentum, epsilon):
+                nodes.append(Node(name: name, op: .batchNormalization,
+                                  inputs: [current] + ["weight", "bias", "running_mean", "running_var"].map { "\(name).\($0)" },
+                                  outputs: [out], attributes: ["epsilon": .float(epsilon), "momentum": .float(momentum)]))
+            case .relu: nodes.append(Node(name: name, op: .relu, inputs: [current], outputs: [out], attributes: [:]))
+            case .sigmoid: nodes.append(Node(name: name, op: .sigmoid, inputs: [current], outputs: [out], attributes: [:]))
+            case .tanh: nodes.append(Node(name: name, op: .tanh, inputs: [current], outputs: [out], attributes: [:]))
+            case .flatten: nodes.append(Node(name: name, op: .flatten, inputs: [current], outputs: [out], attributes: ["axis": .int(1)]))
+            case let .maxPool2d(k, s):
+                nodes.append(Node(name: name, op: .maxPool, inputs: [current], outputs: [out],
+                                  attributes: ["kernel_shape": .ints([k, k]), "strides": .ints([s, s]), "pads": .ints([0, 0, 0, 0])]))
+            case let .dropout(p):
+                nodes.append(Node(name: name, op: .dropout, inputs: [current], outputs: [out], attributes: ["ratio": .float(p)]))
+            case .sequential:
+                preconditionFailure("nested Sequential layers are flattened before lowering")
+            }
+            current = out
+            shape = outShape
+        }
+        var metadata: [String: String] = [Model.metaTask: task.rawValue, Model.metaInput: inputShape.map(String.init).joined(separator: ",")]
+        let enc = JSONEncoder()
+        enc.outputFormatting = .sortedKeys
+        if let s = inputScaler, let d = try? enc.encode(s) { metadata[Model.metaInputScaler] = String(decoding: d, as: UTF8.self) }
+        if let s = targetScaler, let d = try? enc.encode(s) { metadata[Model.metaTargetScaler] = String(decoding: d, as: UTF8.self) }
+        let graph = Graph(name: name,
+                          inputs: [ValueInfo(name: "input", shape: [nil] + inputShape.map { Optional($0) })],
+                          outputs: [ValueInfo(name: current, shape: [nil] + outputShape.map { Optional($0) })],
+                          nodes: nodes, initializers: tensors.keys.sorted(), quantizers: [:], metadata: metadata)
+        return (graph, tensors)
+    }
+
+    /// Saves as a QForge model file (safetensors + graph).
+    public func save(to path: String) throws {
+        let (graph, tensors) = lowered()
+        try ModelFile.save(graph: graph, tensors: tensors, to: path)
+    }
+
+    /// Loads a QForge model file and rebuilds its layers.
+    public static func load(from path: String) throws -> Model {
+        let (graph, tensors, _) = try ModelFile.load(path)
+        do {
+            return try Model(graph: graph, tensors: tensors)
+        } catch let e as ModelError {
+            throw ModelError.inFile(path: path, e)
+        }
+    }
+
+    /// Rebuilds a model from a graph of the shape `lowered()` writes: a chain of layer nodes.
+    public init(graph: Graph, tensors: [String: Tensor]) throws {
+        func tensor(_ name: String, _ node: Node) throws -> Tensor {
+            guard let t = tensors[name] else { throw ModelError.notAChain(reason: "node \(node.name) needs tensor '\(name)', which the file lacks") }
+            return t
+        }
+        guard let input = graph.inputs.first, graph.inputs.count == 1 else {
+            throw ModelError.notAChain(reason: "the graph has \(graph.inputs.count) inputs, QForge layers take one")
+        }
+        let inputShape = input.shape.dropFirst().map { $0 ?? 0 }
+        guard !inputShape.isEmpty, inputShape.allSatisfy({ $0 > 0 }) else {
+            throw ModelError.notAChain(reason: "input '\(input.name)' has no fixed sample shape (\(input.shape))")
+        }
+        var layers: [any Layer] = []
+        var current = input.name
+        var shape = Array(inputShape)
+        for node in graph.nodes {
+            guard node.inputs.first == current else {
+                throw ModelError.notAChain(reason: "node \(node.name) (\(node.op.rawValue)) does not take the previous node's output '\(current)'")
+            }
+            current = node.outputs.first ?? current
+            if node.name.contains("/") { continue }  // helper nodes (Dense's explicit flatten)
+            let layer: any Layer
+            switch node.op {
+            case .gemm:
+                layer = Dense(weight: try tensor(node.inputs[1], node), bias: node.inputs.count > 2 ? try tensor(node.inputs[2], node) : nil)
+            case .conv:
+                let k = node.attributes["kernel_shape"]?.intsValue ?? []
+                let s = node.attributes["strides"]?.intsValue ?? [1, 1]
+                let p = node.attributes["pads"]?.intsValue ?? [0, 0, 0, 0]
+                guard k.count == 2, k[0] == k[1], s.count == 2, s[0] == s[1], p.count == 4, Set(p).count == 1,
+                      (node.attributes["group"]?.intValue ?? 1) == 1 else {
+                    throw ModelError.notAChain(reason: "node \(node.name): only square kernels, equal strides and equal pads are supported")
+                }
+                layer = Conv2d(weight: try tensor(node.inputs[1], node), bias: node.inputs.count > 2 ? try tensor(node.inputs[2], node) : nil,
+                               stride: s[0], padding: p[0])
+            case .batchNormalization:
+                guard node.inputs.count == 5 else { throw ModelError.notAChain(reason: "node \(node.name): BatchNormalization needs 5 inputs") }
+                let gamma = try tensor(node.inputs[1], node)
+                let bn = BatchNorm(features: gamma.count, momentum: node.attributes["momentum"]?.floatValue ?? 0.1,
+                                   epsilon: node.attributes["epsilon"]?.floatValue ?? 1e-5)
+                bn.gamma.assign(gamma)
+                bn.beta.assign(try tensor(node.inputs[2], node))
+                bn.runningMean.value = try tensor(node.inputs[3], node)
+                bn.runningVariance.value = try tensor(node.inputs[4], node)
+                layer = bn
+            case .relu: layer = ReLU()
+            case .sigmoid: layer = Sigmoid()
+            case .tanh: layer = Tanh()
+            case .flatten: layer = Flatten()
+            case .maxPool:
+                let k = node.attributes["kernel_shape"]?.intsValue ?? []
+                let s = node.attributes["strides"]?.intsValue ?? k
+                guard k.count == 2, k[0] == k[1], s.count == 2, s[0] == s[1] else {
+                    throw ModelError.notAChain(reason: "node \(node.name): only square max-pool windows are supported")
+                }
+                layer = MaxPool2d(kernel: k[0], stride: s[0])
+            case .dropout: layer = Dropout(node.attributes["ratio"]?.floatValue ?? 0.5)
+            case .identity: continue
+            default:
+                throw ModelError.notAChain(reason: "node \(node.name): op \(node.op.rawValue) has no QForge layer")
+            }
+            do { shape = try layer.outputShape(for: shape) } catch let e as ModelError { throw e.at(layer: layers.count) }
+            layers.append(layer)
+        }
+        let task = ModelDescription.Task(rawValue: graph.metadata[Model.metaTask] ?? "") ?? .classification
+        let dec = JSONDecoder()
+        let inScaler = graph.metadata[Model.metaInputScaler].flatMap { try? dec.decode(Standardizer.self, from: Data($0.utf8)) }
+        let outScaler = graph.metadata[Model.metaTargetScaler].flatMap { try? dec.decode(Standardizer.self, from: Data($0.utf8)) }
+        self.init(name: graph.name, network: Sequential(layers), inputShape: Array(inputShape), task: task,
+                  inputScaler: inScaler, targetScaler: outScaler)
+    }
+}

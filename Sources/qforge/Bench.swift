@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import QForgeData
+import QForgeNN
+import QForgeTensor
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Measure speed.", subcommands: [BenchTrain.self])
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Training throughput (samples/s) of presets on Fashion-MNIST, and the GEMM GFLOP/s reached.")
+
+    @Option(help: "Comma-separated presets.")
+    var preset: String = "mlp,cnn"
+
+    @Option(help: "Batches per timed window.")
+    var batches: Int = 0
+
+    @Option(help: "Timed windows (the median is reported), after one warm-up window.")
+    var repeats: Int = 5
+
+    @Option(name: [.customLong("batch"), .customLong("batch-size")], help: "Mini-batch size.")
+    var batch: Int = 128
+
+    @Option(name: [.customLong("data-path"), .customLong("data-dir")], help: "Fashion-MNIST directory.")
+    var dataPath: String?
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if batches < 0 || repeats <= 0 || batch <= 0 { throw ValidationError("--batches, --repeats and --batch must be positive") }
+    }
+
+    func run() throws {
+        var results: [String: Any] = [:]
+        let gflops = GEMMBenchmark.medianGFLOPS(size: 1024, repeats: 5)
+        print(String(format: "GEMM: %@ (core type %@), 1024³ sgemm: %.1f GFLOP/s (median of 5)",
+                     GEMM.backend.rawValue, GEMM.openBLASCoreType ?? "auto", gflops))
+        results["gemm_backend"] = GEMM.backend.rawValue
+        results["gemm_1024_gflops"] = gflops
+        let train = try FashionMNIST.load(.train, directory: dataPath)
+        for name in preset.split(separator: ",").map(String.init) {
+            var model = try Model(Presets.description(name), seed: 0)
+            let perWindow = batches > 0 ? batches : (name == "cnn" ? 20 : 100)
+            var rates: [Double] = []
+            let window = TrainingOptions(epochs: 1, batchSize: batch, seed: 0, maxBatchesPerEpoch: perWindow, evaluateEachEpoch: false)
+            for r in 0...repeats {
+                let res = try Trainer.train(&model, on: train, test: nil, options: window)
+                if r > 0 { rates.append(res.samplesPerSecond) }
+            }
+            rates.sort()
+            let median = rates[rates.count / 2]
+            let flops = trainingFLOPsPerSample(model)
+            print(String(format: "%@: %.0f samples/s float training (median of %d windows of %d batches of %d; min %.0f, max %.0f); ≈ %.1f GFLOP/s in the network",
+                         name, median, rates.count, perWindow, batch, rates.first!, rates.last!, median * flops / 1e9))
+            results["\(name)_train_samples_per_second"] = median
+        }
+        if output.json {
+            results["train_samples_per_second"] = results["\(preset.split(separator: ",").first!)_train_samples_per_second"]
+            printJSON(results)
+        }
+    }
+}
+
+/// Multiply-adds × 2 × 3 (forward, input gradient, weight gradient) for one sample.
+func trainingFLOPsPerSample(_ m: Model) -> Double {
+    var shape = m.inputShape
+    var macs = 0.0
+    for layer in m.network.layers {
+        let out = (try? layer.outputShape(for: shape)) ?? shape
+        if let d = layer as? Dense { macs += Double(d.inputs * d.outputs) }
+        if let c = layer as? Conv2d { macs += Double(c.inChannels * c.kernel * c.kernel) * Double(out.reduce(1, *)) }
+        shape = out
+    }
+    return macs * 2 * 3
+}
+
+enum GEMMBenchmark {
+    static func medianGFLOPS(size n: Int, repeats: Int) -> Double {
+        let a = Tensor(repeating: 0.5, shape: [n, n]), b = Tensor(repeating: 0.25, shape: [n, n])
+        let c = TensorStorage(count: n * n)
+        var rates: [Double] = []
+        for r in 0...repeats {
+            let start = DispatchTime.now().uptimeNanoseconds
+            GEMM.sgemm(transA: false, transB: false, m: n, n: n, k: n, a: a.storage.pointer, lda: n,
+                       b: b.storage.pointer, ldb: n, c: c.pointer, ldc: n)
+            let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            if r > 0 { rates.append(2 * Double(n * n * n) / s / 1e9) }
+        }
+        return rates.sorted()[rates.count / 2]
+    }
+}

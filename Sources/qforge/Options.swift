@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import QForgeData
+import QForgeNN
+
+/// Where the data comes from.
+struct DataOptions: ParsableArguments {
+    @Option(help: "Data set: fashion-mnist, magnetometer or csv.")
+    var dataset: String = "fashion-mnist"
+
+    @Option(name: [.customLong("data-path"), .customLong("data-dir")],
+            help: "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist or $QFORGE_FASHION_MNIST), or the CSV file.")
+    var dataPath: String?
+
+    @Option(help: "Use only the first N training samples.")
+    var trainLimit: Int?
+
+    @Option(help: "Use only the first N test samples.")
+    var testLimit: Int?
+
+    @Option(help: "Magnetometer: training samples to generate (test: a fifth as many, from another seed).")
+    var samples: Int = 50_000
+
+    @Option(help: "Seed of generated data (magnetometer) and of CSV train/test splits.")
+    var dataSeed: UInt64 = 0
+
+    @Option(help: "CSV: target column (index, negative from the end, or header name); repeat for several.")
+    var targetColumn: [String] = ["-1"]
+
+    @Flag(help: "CSV: targets are real values (default: class labels).")
+    var regression = false
+
+    func validate() throws {
+        if let n = trainLimit, n <= 0 { throw ValidationError("--train-limit must be positive") }
+        if let n = testLimit, n <= 0 { throw ValidationError("--test-limit must be positive") }
+        if samples <= 0 { throw ValidationError("--samples must be positive") }
+    }
+
+    var request: DataCatalog.Request {
+        DataCatalog.Request(name: dataset, path: dataPath, trainLimit: trainLimit, testLimit: testLimit, samples: samples,
+                            seed: dataSeed, targetColumns: targetColumn.map { Int($0).map(CSVColumn.index) ?? .name($0) },
+                            classification: !regression)
+    }
+
+    func load() throws -> (train: Dataset, test: Dataset) { try DataCatalog.load(request) }
+}
+
+/// Which network to build.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "A preset network: \(Presets.names.joined(separator: ", ")).")
+    var preset: String?
+
+    @Option(name: .customLong("model"), help: "A model description file (JSON or YAML) listing the layers.")
+    var modelFile: String?
+
+    @Option(help: "Start from the weights of a saved model (.safetensors) and continue training.")
+    var initFrom: String?
+
+    @Option(help: "Seed for weight initialisation, shuffling and dropout.")
+    var seed: UInt64 = 0
+
+    func validate() throws {
+        let given = [preset, modelFile, initFrom].compactMap { $0 }.count
+        if given != 1 { throw ValidationError("give exactly one of --preset, --model or --init-from") }
+    }
+
+    func build() throws -> Model {
+        if let preset { return try Model(Presets.description(preset), seed: seed) }
+        if let modelFile { return try Model(ModelDescription.load(path: modelFile), seed: seed) }
+        return try Model.load(from: initFrom!)
+    }
+}
+
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print one JSON object with the results as the last line of standard output.")
+    var json = false
+}
+
+/// Prints a JSON object (sorted keys) as one line.
+func printJSON(_ object: [String: Any]) {
+    let cleaned = object.mapValues(jsonSafe)
+    if let data = try? JSONSerialization.data(withJSONObject: cleaned, options: [.sortedKeys]),
+       let s = String(data: data, encoding: .utf8) {
+        print(s)
+    }
+}
+
+/// JSON has no NaN or infinity: those become null.
+func jsonSafe(_ v: Any) -> Any {
+    switch v {
+    case let d as Double: return d.isFinite ? d : NSNull()
+    case let f as Float: return f.isFinite ? Double(f) : NSNull()
+    case let a as [Any]: return a.map(jsonSafe)
+    case let m as [String: Any]: return m.mapValues(jsonSafe)
+    default: return v
+    }
+}
+
+/// Writes to standard error.
+func note(_ s: String) {
+    FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
+}

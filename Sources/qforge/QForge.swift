@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct QForge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qforge",
+        abstract: "Train quantized neural networks and turn them into verified hardware.",
+        version: "0.1.0",
+        subcommands: [Train.self, Eval.self, Predict.self, Bench.self, Demo.self])
+}

@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import QForgeData
+import QForgeNN
+
+struct TrainingArguments: ParsableArguments {
+    @Option(help: "Passes over the training set.")
+    var epochs: Int = 10
+
+    @Option(name: [.customLong("batch"), .customLong("batch-size")], help: "Mini-batch size.")
+    var batch: Int = 128
+
+    @Option(help: "Optimizer: adam or sgd.")
+    var optimizer: String = "adam"
+
+    @Option(help: "Learning rate.")
+    var lr: Float = 1e-3
+
+    @Option(help: "SGD momentum.")
+    var momentum: Float = 0.9
+
+    @Option(help: "L2 weight decay.")
+    var weightDecay: Float = 0
+
+    @Option(help: "Learning-rate schedule: constant, step:EVERY:GAMMA, or cosine[:MIN].")
+    var schedule: String = "constant"
+
+    func validate() throws {
+        if epochs < 0 { throw ValidationError("--epochs must be ≥ 0") }
+        if batch <= 0 { throw ValidationError("--batch must be positive") }
+        if !(lr > 0) || !lr.isFinite { throw ValidationError("--lr must be a positive number") }
+        if !["adam", "sgd"].contains(optimizer) { throw ValidationError("--optimizer must be adam or sgd") }
+        _ = try parsedSchedule()
+    }
+
+    func parsedSchedule() throws -> LearningRateSchedule {
+        let parts = schedule.split(separator: ":").map(String.init)
+        switch parts.first {
+        case "constant": return .constant
+        case "step":
+            guard parts.count == 3, let every = Int(parts[1]), every > 0, let gamma = Float(parts[2]) else {
+                throw ValidationError("--schedule step needs step:EVERY:GAMMA, e.g. step:5:0.1")
+            }
+            return .step(every: every, gamma: gamma)
+        case "cosine":
+            let minimum = parts.count > 1 ? Float(parts[1]) : 0
+            guard let minimum else { throw ValidationError("--schedule cosine takes cosine or cosine:MIN") }
+            return .cosine(epochs: epochs, minimum: minimum)
+        default: throw ValidationError("--schedule must be constant, step:EVERY:GAMMA or cosine[:MIN]")
+        }
+    }
+
+    func options(seed: UInt64) throws -> TrainingOptions {
+        TrainingOptions(epochs: epochs, batchSize: batch, optimizer: optimizer == "sgd" ? .sgd(momentum: momentum) : .adam,
+                        learningRate: lr, schedule: try parsedSchedule(), weightDecay: weightDecay, seed: seed)
+    }
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train a network on a data set and save it.")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var data: DataOptions
+    @OptionGroup var training: TrainingArguments
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: [.short, .long], help: "Where to save the trained model (.safetensors). Default: NAME.safetensors.")
+    var out: String?
+
+    func run() throws {
+        var m = try model.build()
+        let (train, test) = try data.load()
+        try m.checkCompatible(with: train)
+        let path = out ?? "\(m.name).safetensors"
+        try checkWritable(path)
+        note("training \(m.name) (\(m.network.parameterCount) parameters) on \(train.name): \(train.count) samples, test \(test.count)")
+        let printer = ProgressPrinter()
+        let result = try Trainer.train(&m, on: train, test: test, options: try training.options(seed: model.seed),
+                                       progress: printer.update, epochEnd: printer.epochEnd)
+        try m.save(to: path)
+        let final = try result.final ?? m.evaluate(test)
+        printEvaluation(final, names: test.targetNames)
+        print(String(format: "train samples/s: %.0f", result.samplesPerSecond))
+        print("saved: \(path)")
+        if output.json {
+            var obj = evaluationJSON(final, names: test.targetNames)
+            obj["train_samples_per_second"] = result.samplesPerSecond
+            obj["output"] = path
+            obj["epochs"] = result.epochs.map { e -> [String: Any] in
+                var d: [String: Any] = ["epoch": e.epoch, "loss": e.loss, "seconds": e.seconds, "samples_per_second": e.samplesPerSecond]
+                if let a = e.test?.accuracy { d["test_accuracy"] = a }
+                if let r = e.test?.r2Mean { d["r2"] = r }
+                return d
+            }
+            printJSON(obj)
+        }
+    }
+}
+
+/// Fails early, before hours of training, when the output cannot be written.
+func checkWritable(_ path: String) throws {
+    let dir = (path as NSString).deletingLastPathComponent
+    let d = dir.isEmpty ? "." : dir
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: d, isDirectory: &isDir), isDir.boolValue,
+          FileManager.default.isWritableFile(atPath: d) else {
+        throw ValidationError("cannot write \(path): directory \(d) does not exist or is not writable")
+    }
+}
+
+func printEvaluation(_ e: Evaluation, names: [String]?) {
+    print(String(format: "test loss: %.4f", e.loss))
+    if let a = e.accuracy { print(String(format: "test accuracy: %.4f", a)) }
+    if let r2 = e.r2 {
+        for (i, v) in r2.enumerated() {
+            print(String(format: "R² %@: %.4f", names?[safe: i] ?? "output \(i)", v))
+        }
+        print(String(format: "R² mean: %.4f", e.r2Mean ?? 0))
+    }
+}
+
+func evaluationJSON(_ e: Evaluation, names: [String]?) -> [String: Any] {
+    var obj: [String: Any] = ["test_loss": e.loss, "test_samples": e.samples]
+    if let a = e.accuracy { obj["test_accuracy"] = a }
+    if let r2 = e.r2 {
+        obj["r2"] = e.r2Mean ?? 0
+        var per: [String: Any] = [:]
+        for (i, v) in r2.enumerated() { per[names?[safe: i] ?? "output\(i)"] = v }
+        obj["r2_per_output"] = per
+    }
+    return obj
+}
+
+extension Array {
+    subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
+}

@@ -163,8 +163,19 @@ extension Tensor {
     }
 
     public func relu() -> Tensor {
-        let y = map { $0 > 0 ? $0 : 0 }
-        return Tensor.record(y, [self]) { g in [Tensor.zipMap(g, y) { $1 > 0 ? $0 : 0 }] }
+        // Written out (not through `map`) so the loops vectorise: relu runs on the largest
+        // activations of every network.
+        let p = storage.pointer
+        let y = Tensor(shape: shape) { out in
+            let po = out.baseAddress!
+            Parallel.forRange(out.count) { r in for i in r { po[i] = Swift.max(p[i], 0) } }
+        }
+        return Tensor.record(y, [self]) { g in
+            [Tensor(shape: y.shape) { out in
+                let po = out.baseAddress!, pg = g.storage.pointer, py = y.storage.pointer
+                Parallel.forRange(out.count) { r in for i in r { po[i] = py[i] > 0 ? pg[i] : 0 } }
+            }]
+        }
     }
 
     public func sigmoid() -> Tensor {

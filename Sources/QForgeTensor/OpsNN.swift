@@ -160,6 +160,22 @@ extension Tensor {
             Parallel.forRange(n * c, cost: h * w) { planes in
                 for pl in planes {
                     let src = p + pl * h * w
+                    if kh == 2 && kw == 2 && sh == 2 && sw == 2 {
+                        for i in 0..<ho {
+                            let r0 = src + 2 * i * w, r1 = r0 + w
+                            let o = (pl * ho + i) * wo
+                            for j in 0..<wo {
+                                let a = r0[2 * j], b = r0[2 * j + 1], cc = r1[2 * j], d = r1[2 * j + 1]
+                                var best = a, at = 2 * i * w + 2 * j
+                                if b > best { best = b; at = 2 * i * w + 2 * j + 1 }
+                                if cc > best { best = cc; at = (2 * i + 1) * w + 2 * j }
+                                if d > best { best = d; at = (2 * i + 1) * w + 2 * j + 1 }
+                                po[o + j] = best
+                                argmax[o + j] = Int32(at)
+                            }
+                        }
+                        continue
+                    }
                     for i in 0..<ho {
                         for j in 0..<wo {
                             var best = -Float.infinity, at = 0
@@ -197,6 +213,8 @@ extension Tensor {
     /// Batch normalisation in training mode over every axis but 1 (channels) of x [N, C] or
     /// [N, C, H, W], with batch statistics (biased variance for normalising, as PyTorch).
     /// Returns the output and the batch mean and unbiased variance (for running statistics).
+    ///
+    /// Statistics are accumulated per (sample, channel) row in Float and across rows in Double.
     public static func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, epsilon: Float)
         -> (output: Tensor, mean: [Float], unbiasedVariance: [Float]) {
         precondition(x.rank >= 2 && gamma.shape == [x.shape[1]] && beta.shape == [x.shape[1]],
@@ -204,49 +222,65 @@ extension Tensor {
         let n = x.shape[0], c = x.shape[1], s = x.count / Swift.max(n * c, 1)
         let m = n * s
         let px = x.storage.pointer
-        var mean = [Float](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c)
-        var unbiased = [Float](repeating: 0, count: c)
-        mean.withUnsafeMutableBufferPointer { meanP in
-            invStd.withUnsafeMutableBufferPointer { invP in
-                unbiased.withUnsafeMutableBufferPointer { unP in
-                    Parallel.forRange(c, cost: m) { chans in
-                        for ch in chans {
-                            var sum: Double = 0
-                            for b in 0..<n { let row = px + (b * c + ch) * s; for i in 0..<s { sum += Double(row[i]) } }
-                            let mu = sum / Double(m)
-                            var sq: Double = 0
-                            for b in 0..<n {
-                                let row = px + (b * c + ch) * s
-                                for i in 0..<s { let d = Double(row[i]) - mu; sq += d * d }
-                            }
-                            meanP[ch] = Float(mu)
-                            invP[ch] = Float(1 / (sq / Double(m) + Double(epsilon)).squareRoot())
-                            unP[ch] = Float(m > 1 ? sq / Double(m - 1) : sq)
-                        }
+        // Per-channel statistics: mean and centred sum of squares (two passes for accuracy).
+        let stats = TensorStorage(count: 3 * c)  // mean, invStd, unbiased variance
+        let ps = stats.pointer
+        Parallel.forRange(c, cost: m) { chans in
+            for ch in chans {
+                var sum: Double = 0
+                for b in 0..<n {
+                    let row = px + (b * c + ch) * s
+                    var acc: Float = 0
+                    for i in 0..<s { acc += row[i] }
+                    sum += Double(acc)
+                }
+                let mu = Float(sum / Double(m))
+                var sq: Double = 0
+                for b in 0..<n {
+                    let row = px + (b * c + ch) * s
+                    var acc: Float = 0
+                    for i in 0..<s { let d = row[i] - mu; acc += d * d }
+                    sq += Double(acc)
+                }
+                ps[ch] = mu
+                ps[c + ch] = Float(1 / (sq / Double(m) + Double(epsilon)).squareRoot())
+                ps[2 * c + ch] = Float(m > 1 ? sq / Double(m - 1) : sq)
+            }
+        }
+        let pgm = gamma.storage.pointer, pbt = beta.storage.pointer
+        // Normalised input (kept for the pullback) and the output in one pass.
+        let xhat = TensorStorage(count: x.count)
+        let ph = xhat.pointer
+        let y = Tensor(shape: x.shape) { out in
+            let po = out.baseAddress!
+            Parallel.forRange(n * c, cost: s) { planes in
+                for pl in planes {
+                    let ch = pl % c, mu = ps[ch], inv = ps[c + ch], g = pgm[ch], bt = pbt[ch]
+                    let src = px + pl * s, hd = ph + pl * s, dst = po + pl * s
+                    for i in 0..<s {
+                        let v = (src[i] - mu) * inv
+                        hd[i] = v
+                        dst[i] = v * g + bt
                     }
                 }
             }
         }
-        let xhat = Tensor(shape: x.shape) { out in
-            let po = out.baseAddress!
-            Parallel.forRange(n * c, cost: s) { planes in
-                for pl in planes {
-                    let ch = pl % c, mu = mean[ch], inv = invStd[ch]
-                    for i in 0..<s { po[pl * s + i] = (px[pl * s + i] - mu) * inv }
-                }
-            }
-        }
-        let y = xhat.affinePerChannel(scale: gamma.scalars, shift: beta.scalars)
         let gd = gamma.detached
         let out = record(y, [x, gamma, beta]) { g in
-            let pg = g.storage.pointer, ph = xhat.storage.pointer
-            var sumG = [Float](repeating: 0, count: c), sumGX = [Float](repeating: 0, count: c)
-            for b in 0..<n {
-                for ch in 0..<c {
-                    let base = (b * c + ch) * s
-                    var a: Float = 0, bb: Float = 0
-                    for i in 0..<s { a += pg[base + i]; bb += pg[base + i] * ph[base + i] }
-                    sumG[ch] += a; sumGX[ch] += bb
+            let pg = g.storage.pointer
+            // Σ dy and Σ dy·x̂ per channel.
+            let sums = TensorStorage(count: 2 * c)
+            let pss = sums.pointer
+            Parallel.forRange(c, cost: m) { chans in
+                for ch in chans {
+                    var a: Double = 0, bb: Double = 0
+                    for b in 0..<n {
+                        let base = (b * c + ch) * s
+                        var fa: Float = 0, fb: Float = 0
+                        for i in 0..<s { fa += pg[base + i]; fb += pg[base + i] * ph[base + i] }
+                        a += Double(fa); bb += Double(fb)
+                    }
+                    pss[ch] = Float(a); pss[c + ch] = Float(bb)
                 }
             }
             let gx = Tensor(shape: x.shape) { out in
@@ -254,18 +288,18 @@ extension Tensor {
                 Parallel.forRange(n * c, cost: s) { planes in
                     for pl in planes {
                         let ch = pl % c
-                        let k = gd.storage.pointer[ch] * invStd[ch] / Float(m)
-                        let mg = sumG[ch], mgx = sumGX[ch]
-                        for i in 0..<s {
-                            let j = pl * s + i
-                            po[j] = k * (Float(m) * pg[j] - mg - ph[j] * mgx)
-                        }
+                        // dx = γ·invStd/M · (M·dy − Σdy − x̂·Σdy·x̂)
+                        let k = gd.storage.pointer[ch] * ps[c + ch] / Float(m)
+                        let mg = pss[ch], mgx = pss[c + ch], fm = Float(m)
+                        let gp = pg + pl * s, hp = ph + pl * s, dst = po + pl * s
+                        for i in 0..<s { dst[i] = k * (fm * gp[i] - mg - hp[i] * mgx) }
                     }
                 }
             }
-            return [gx, Tensor(shape: [c], scalars: sumGX), Tensor(shape: [c], scalars: sumG)]
+            return [gx, Tensor(shape: [c], scalars: Array(UnsafeBufferPointer(start: pss + c, count: c))),
+                    Tensor(shape: [c], scalars: Array(UnsafeBufferPointer(start: pss, count: c)))]
         }
-        return (out, mean, unbiased)
+        return (out, Array(UnsafeBufferPointer(start: ps, count: c)), Array(UnsafeBufferPointer(start: ps + 2 * c, count: c)))
     }
 
     /// y = x · scale[c] + shift[c] over channel axis 1 (no autodiff; building block).
@@ -432,9 +466,17 @@ struct ConvGeometry {
                         if y < 0 || y >= h { continue }
                         let dst = dx + (ci * h + y) * w
                         let src = row + i * wo
-                        for j in 0..<wo {
-                            let xx = j * sw + dj - pw
-                            if xx >= 0 && xx < w { dst[xx] += src[j] }
+                        if sw == 1 {
+                            let lo = Swift.max(0, pw - dj), hi = Swift.min(wo, w + pw - dj)
+                            if hi > lo {
+                                let d = dst + lo + dj - pw, s = src + lo
+                                for j in 0..<(hi - lo) { d[j] += s[j] }
+                            }
+                        } else {
+                            for j in 0..<wo {
+                                let xx = j * sw + dj - pw
+                                if xx >= 0 && xx < w { dst[xx] += src[j] }
+                            }
                         }
                     }
                 }

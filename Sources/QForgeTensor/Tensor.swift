@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Heap buffer of Float32 shared by tensors. Ops never write into a buffer they did not
 /// allocate, except through `Tensor.withUnsafeMutableBufferPointer`, which copies first
@@ -8,6 +11,7 @@ public final class TensorStorage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
 
     public init(count: Int) {
+        _ = TensorStorage.allocatorConfigured
         self.count = count
         pointer = UnsafeMutablePointer<Float>.allocate(capacity: Swift.max(count, 1))
     }
@@ -18,6 +22,23 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit { pointer.deallocate() }
+
+    /// Training allocates and frees the same large buffers every step. By default glibc
+    /// serves those with fresh mmaps (or trims the heap after each free), so every step pays
+    /// page faults and zeroing for memory it just gave back. Keeping freed memory in the heap
+    /// removes that cost.
+    static let allocatorConfigured: Bool = {
+        #if canImport(Glibc)
+        // mallopt is glibc's; looked up at run time as Swift's Glibc module does not export it.
+        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+        if let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
+            let mallopt = unsafeBitCast(sym, to: Mallopt.self)
+            _ = mallopt(-3, 32 << 20)  // M_MMAP_THRESHOLD: the largest allowed
+            _ = mallopt(-1, 1 << 30)   // M_TRIM_THRESHOLD
+        }
+        #endif
+        return true
+    }()
 
     public var buffer: UnsafeMutableBufferPointer<Float> {
         UnsafeMutableBufferPointer(start: pointer, count: count)

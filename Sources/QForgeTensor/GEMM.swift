@@ -13,6 +13,11 @@ import Glibc
 /// kernel. Before loading it we set `OPENBLAS_CORETYPE` (unless the user has) from the CPU's
 /// flags: `SkylakeX` with AVX-512, `Haswell` with AVX2. The variable is read by the
 /// library's constructor, which is why the library is loaded here and not linked.
+///
+/// OpenBLAS runs single-threaded; QForge splits large products over the cores itself
+/// (rows of C, or columns when there are few rows). Its own thread pool would otherwise spin
+/// between calls and take a core from the elementwise work in between, and convolutions
+/// already run one single-threaded GEMM per sample on each core.
 public enum GEMM {
     public enum Backend: String, Sendable { case openBLAS = "OpenBLAS", swift = "Swift" }
 
@@ -20,12 +25,9 @@ public enum GEMM {
                                         UnsafePointer<Float>?, Int32, UnsafePointer<Float>?, Int32,
                                         Float, UnsafeMutablePointer<Float>?, Int32) -> Void
     typealias SetThreadsFn = @convention(c) (Int32) -> Void
-    typealias GetThreadsFn = @convention(c) () -> Int32
 
     struct Library: @unchecked Sendable {
         let sgemm: SgemmFn
-        let setThreads: SetThreadsFn?
-        let getThreads: GetThreadsFn?
         let coreType: String?
     }
 
@@ -66,34 +68,53 @@ public enum GEMM {
             guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else { continue }
             guard let sym = dlsym(handle, "cblas_sgemm") else { continue }
             let setThreads = dlsym(handle, "openblas_set_num_threads").map { unsafeBitCast($0, to: SetThreadsFn.self) }
-            let getThreads = dlsym(handle, "openblas_get_num_threads").map { unsafeBitCast($0, to: GetThreadsFn.self) }
-            return Library(sgemm: unsafeBitCast(sym, to: SgemmFn.self), setThreads: setThreads,
-                           getThreads: getThreads, coreType: coreType)
+            setThreads?(1)
+            return Library(sgemm: unsafeBitCast(sym, to: SgemmFn.self), coreType: coreType)
         }
         return nil
     }
 
-    nonisolated(unsafe) static var defaultThreads: Int32 = {
-        guard let lib = library, let get = lib.getThreads else { return 1 }
-        return get()
-    }()
-
-    /// Runs `body` with OpenBLAS limited to one thread, for GEMMs issued from several of our
-    /// own threads at once (per-sample convolution GEMMs).
-    public static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
-        guard let lib = library, let set = lib.setThreads else { return try body() }
-        _ = defaultThreads
-        set(1)
-        defer { set(defaultThreads) }
-        return try body()
-    }
+    /// Products with at least this many multiply-adds are split over the cores.
+    nonisolated(unsafe) public static var parallelThreshold = 1 << 18
 
     /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C, all row-major with the given
-    /// leading dimensions (row strides).
-    @inline(__always)
+    /// leading dimensions (row strides). Large products are split over the cores unless
+    /// `parallel` is false (callers that already run one product per core).
     public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int, parallel: Bool = true) {
+        let parts = Parallel.coreCount
+        guard parallel, parts > 1, m * n * k >= parallelThreshold, m >= 2 * parts || n >= 32 * parts else {
+            sgemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
+        if m >= 16 * parts || m >= n {
+            // Split the rows of C (and of op(A)).
+            Parallel.forEach(parts) { p in
+                let lo = m * p / parts, hi = m * (p + 1) / parts
+                if lo == hi { return }
+                sgemmSerial(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+                            a: transA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb, beta: beta,
+                            c: c + lo * ldc, ldc: ldc)
+            }
+        } else {
+            // Split the columns of C (and of op(B)), in multiples of 16.
+            Parallel.forEach(parts) { p in
+                let lo = (n / 16) * p / parts * 16, hi = p == parts - 1 ? n : (n / 16) * (p + 1) / parts * 16
+                if lo >= hi { return }
+                sgemmSerial(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha,
+                            a: a, lda: lda, b: transB ? b + lo * ldb : b + lo, ldb: ldb, beta: beta,
+                            c: c + lo, ldc: ldc)
+            }
+        }
+    }
+
+    /// One single-threaded product on the calling thread.
+    @inline(__always)
+    static func sgemmSerial(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
         if k == 0 {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
@@ -120,7 +141,8 @@ public enum GEMM {
         for p in 0..<k {
             for j in 0..<n { bp[p * n + j] = transB ? b[j * ldb + p] : b[p * ldb + j] }
         }
-        Parallel.forRange(m, cost: n * k) { rows in
+        do {
+            let rows = 0..<m
             let acc = UnsafeMutablePointer<Float>.allocate(capacity: n)
             defer { acc.deallocate() }
             for i in rows {

@@ -84,7 +84,7 @@ extension Tensor {
                 g.im2col(xd.storage.pointer + s * g.c * g.h * g.w, cols)
                 let dst = po + s * g.o * g.hw
                 GEMM.sgemm(transA: false, transB: false, m: g.o, n: g.hw, k: g.ck, a: wd.storage.pointer, lda: g.ck,
-                           b: cols, ldb: g.hw, c: dst, ldc: g.hw)
+                           b: cols, ldb: g.hw, c: dst, ldc: g.hw, parallel: false)
                 if let bias {
                     for oc in 0..<g.o {
                         let b = bias.storage.pointer[oc]
@@ -98,8 +98,10 @@ extension Tensor {
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return record(y, inputs) { gy in
             let pg = gy.storage.pointer
+            // Each sample's slice of the input gradient is zeroed by its worker just before
+            // col2im adds into it, while it is in cache.
             var gx: Tensor? = nil
-            if needX { gx = Tensor(zeros: x.shape) }
+            if needX { gx = Tensor(shape: x.shape, storage: TensorStorage(count: x.count)) }
             let workers = Swift.min(Parallel.coreCount, g.n)
             // One weight-gradient accumulator per worker, summed at the end.
             let partials = TensorStorage(zeros: needW ? workers * g.o * g.ck : 0)
@@ -108,12 +110,14 @@ extension Tensor {
                 if needW {
                     g.im2col(xd.storage.pointer + s * g.c * g.h * g.w, cols)
                     GEMM.sgemm(transA: false, transB: true, m: g.o, n: g.ck, k: g.hw, a: gs, lda: g.hw,
-                               b: cols, ldb: g.hw, beta: 1, c: partials.pointer + worker * g.o * g.ck, ldc: g.ck)
+                               b: cols, ldb: g.hw, beta: 1, c: partials.pointer + worker * g.o * g.ck, ldc: g.ck, parallel: false)
                 }
                 if let gx {
                     GEMM.sgemm(transA: true, transB: false, m: g.ck, n: g.hw, k: g.o, a: wd.storage.pointer, lda: g.ck,
-                               b: gs, ldb: g.hw, c: cols, ldc: g.hw)
-                    g.col2im(cols, gx.storage.pointer + s * g.c * g.h * g.w)
+                               b: gs, ldb: g.hw, c: cols, ldc: g.hw, parallel: false)
+                    let dx = gx.storage.pointer + s * g.c * g.h * g.w
+                    dx.initialize(repeating: 0, count: g.c * g.h * g.w)
+                    g.col2im(cols, dx)
                 }
             }
             var gw: Tensor? = nil
@@ -228,20 +232,10 @@ extension Tensor {
         Parallel.forRange(c, cost: m) { chans in
             for ch in chans {
                 var sum: Double = 0
-                for b in 0..<n {
-                    let row = px + (b * c + ch) * s
-                    var acc: Float = 0
-                    for i in 0..<s { acc += row[i] }
-                    sum += Double(acc)
-                }
+                for b in 0..<n { sum += Double(Reduce.sum(px + (b * c + ch) * s, s)) }
                 let mu = Float(sum / Double(m))
                 var sq: Double = 0
-                for b in 0..<n {
-                    let row = px + (b * c + ch) * s
-                    var acc: Float = 0
-                    for i in 0..<s { let d = row[i] - mu; acc += d * d }
-                    sq += Double(acc)
-                }
+                for b in 0..<n { sq += Double(Reduce.sumOfSquares(px + (b * c + ch) * s, s, centre: mu)) }
                 ps[ch] = mu
                 ps[c + ch] = Float(1 / (sq / Double(m) + Double(epsilon)).squareRoot())
                 ps[2 * c + ch] = Float(m > 1 ? sq / Double(m - 1) : sq)
@@ -267,6 +261,8 @@ extension Tensor {
         }
         let gd = gamma.detached
         let out = record(y, [x, gamma, beta]) { g in
+            // The closure owns the statistics and x̂ storages; take their pointers from them.
+            let ps = stats.pointer, ph = xhat.pointer
             let pg = g.storage.pointer
             // Σ dy and Σ dy·x̂ per channel.
             let sums = TensorStorage(count: 2 * c)
@@ -276,9 +272,8 @@ extension Tensor {
                     var a: Double = 0, bb: Double = 0
                     for b in 0..<n {
                         let base = (b * c + ch) * s
-                        var fa: Float = 0, fb: Float = 0
-                        for i in 0..<s { fa += pg[base + i]; fb += pg[base + i] * ph[base + i] }
-                        a += Double(fa); bb += Double(fb)
+                        a += Double(Reduce.sum(pg + base, s))
+                        bb += Double(Reduce.dot(pg + base, ph + base, s))
                     }
                     pss[ch] = Float(a); pss[c + ch] = Float(bb)
                 }
@@ -497,11 +492,57 @@ struct ConvGeometry {
                     for s in (n * wk / k)..<(n * (wk + 1) / k) { body(s, scratch, wk) }
                 }
             }
-            if k > 1 { GEMM.singleThreaded(run) } else { run() }
+            run()
         }
     }
 
     func perSample(buffer: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
         perSample(buffer: buffer, workers: nil) { s, b, _ in body(s, b) }
+    }
+}
+
+/// Float reductions written with SIMD accumulators: the compiler does not reorder a scalar
+/// floating-point sum, so a plain loop would not vectorise.
+public enum Reduce {
+    @inline(__always)
+    public static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD16<Float>(repeating: 0)
+        var i = 0
+        while i + 16 <= n {
+            acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self)
+            i += 16
+        }
+        var total = acc.sum()
+        while i < n { total += p[i]; i += 1 }
+        return total
+    }
+
+    @inline(__always)
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var acc = SIMD16<Float>(repeating: 0)
+        var i = 0
+        while i + 16 <= n {
+            acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
+            i += 16
+        }
+        var total = acc.sum()
+        while i < n { total += a[i] * b[i]; i += 1 }
+        return total
+    }
+
+    /// Σ (p[i] − centre)².
+    @inline(__always)
+    public static func sumOfSquares(_ p: UnsafePointer<Float>, _ n: Int, centre: Float) -> Float {
+        var acc = SIMD16<Float>(repeating: 0)
+        let c = SIMD16<Float>(repeating: centre)
+        var i = 0
+        while i + 16 <= n {
+            let d = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self) - c
+            acc += d * d
+            i += 16
+        }
+        var total = acc.sum()
+        while i < n { let d = p[i] - centre; total += d * d; i += 1 }
+        return total
     }
 }

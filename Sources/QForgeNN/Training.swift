@@ -84,6 +84,7 @@ public enum Trainer {
                              progress: ((TrainingProgress) -> Void)? = nil,
                              epochEnd: ((EpochReport) -> Void)? = nil) throws -> TrainingResult {
         try model.checkCompatible(with: train)
+        Denormals.flushToZeroOnThisThread()
         if model.task == .regression && model.inputScaler == nil { model.fitScalers(on: train) }
         let model = model
         guard options.epochs >= 0, options.batchSize > 0, options.learningRate > 0, options.learningRate.isFinite else {

@@ -1,5 +1,8 @@
 import Dispatch
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Splitting work over the machine's cores. Work below `threshold` elements runs on the
 /// calling thread: spawning costs more than it saves on small tensors.
@@ -19,6 +22,7 @@ public enum Parallel {
             return
         }
         DispatchQueue.concurrentPerform(iterations: parts) { p in
+            Denormals.flushToZeroOnThisThread()
             let lo = count * p / parts, hi = count * (p + 1) / parts
             if lo < hi { body(lo..<hi) }
         }
@@ -30,6 +34,27 @@ public enum Parallel {
             for i in 0..<count { body(i) }
             return
         }
-        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+        DispatchQueue.concurrentPerform(iterations: count) { i in
+            Denormals.flushToZeroOnThisThread()
+            body(i)
+        }
+    }
+}
+
+/// Subnormal floats (below 1.2e-38) make x86 arithmetic up to 100× slower, and training
+/// produces them: Adam's second moments and the gradients of saturated units decay towards
+/// zero. As in most training frameworks' fast modes, QForge flushes them to zero (FTZ and DAZ
+/// in MXCSR). MXCSR is per thread, so every thread that computes sets it.
+public enum Denormals {
+    @inline(__always)
+    public static func flushToZeroOnThisThread() {
+        #if arch(x86_64) && canImport(Glibc)
+        var env = fenv_t()
+        fegetenv(&env)
+        if env.__mxcsr & 0x8040 != 0x8040 {
+            env.__mxcsr |= 0x8040  // FTZ (bit 15) and DAZ (bit 6)
+            fesetenv(&env)
+        }
+        #endif
     }
 }

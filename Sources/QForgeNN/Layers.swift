@@ -183,10 +183,13 @@ public struct BatchNorm: Layer {
 
     public var features: Int { gamma.value.count }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor) -> Tensor { forward(x, relu: false) }
+
+    /// Batch normalisation, optionally followed by a fused ReLU in training.
+    func forward(_ x: Tensor, relu: Bool) -> Tensor {
         precondition(x.rank >= 2 && x.shape[1] == features, "BatchNorm(\(features)): input \(x.shape)")
         if LayerContext.phase == .training {
-            let r = Tensor.batchNorm(x, gamma: gamma.value, beta: beta.value, epsilon: epsilon)
+            let r = Tensor.batchNorm(x, gamma: gamma.value, beta: beta.value, epsilon: epsilon, relu: relu)
             let m = momentum
             runningMean.value = Tensor(shape: [features], scalars: zip(runningMean.value.scalars, r.mean).map { (1 - m) * $0 + m * $1 })
             runningVariance.value = Tensor(shape: [features], scalars: zip(runningVariance.value.scalars, r.unbiasedVariance).map { (1 - m) * $0 + m * $1 })
@@ -197,7 +200,8 @@ public struct BatchNorm: Layer {
         let c = features
         var shape = [Int](repeating: 1, count: x.rank)
         shape[1] = c
-        return x * Tensor(shape: shape, scalars: scale) + Tensor(shape: shape, scalars: shift)
+        let y = x * Tensor(shape: shape, scalars: scale) + Tensor(shape: shape, scalars: shift)
+        return relu ? y.relu() : y
     }
 
     /// The per-channel scale and shift that BatchNorm applies in inference.
@@ -292,7 +296,19 @@ public struct Sequential: Layer {
     public init(_ layers: [any Layer]) { self.layers = layers }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        layers.reduce(x) { $1($0) }
+        var y = x
+        var i = 0
+        while i < layers.count {
+            // BatchNorm followed by ReLU runs as one fused op in training (same values, fewer passes).
+            if LayerContext.phase == .training, let bn = layers[i] as? BatchNorm, i + 1 < layers.count, layers[i + 1] is ReLU {
+                y = bn.forward(y, relu: true)
+                i += 2
+                continue
+            }
+            y = layers[i](y)
+            i += 1
+        }
+        return y
     }
 
     public var namedParameters: [(String, Parameter)] {

@@ -104,17 +104,20 @@ public enum Trainer {
             let start = DispatchTime.now().uptimeNanoseconds
             for b in 0..<batchesPerEpoch {
                 let batch = batches[b]
-                let (loss, out) = LayerContext.with(.training) { () -> (Tensor, Tensor) in
+                // Forward and backward in their own scope, so the autodiff graph is freed before
+                // the optimizer writes the parameters (no copy-on-write of shared storage).
+                let (lossValue, predicted) = LayerContext.with(.training) { () -> (Float, [Int]) in
                     let out = model.network(batch.inputs)
-                    return (model.loss(out, batch.targets), out)
+                    let loss = model.loss(out, batch.targets)
+                    loss.backward()
+                    return (loss.item, model.task == .classification ? out.argmax() : [])
                 }
-                loss.backward()
                 optimizer.step(params)
                 optimizer.zeroGradients(params)
-                lossSum += Double(loss.item) * Double(batch.count)
+                lossSum += Double(lossValue) * Double(batch.count)
                 seen += batch.count
                 if let labels = batch.targets.labels {
-                    for (r, p) in out.argmax().enumerated() where p == labels.scalars[r] { correct += 1 }
+                    for (r, p) in predicted.enumerated() where p == labels.scalars[r] { correct += 1 }
                 }
                 if let progress {
                     let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

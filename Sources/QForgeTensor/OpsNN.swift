@@ -202,10 +202,11 @@ extension Tensor {
         return Tensor.record(y, [self]) { g in
             [Tensor(shape: inShape) { out in
                 let po = out.baseAddress!, pg = g.storage.pointer
-                po.initialize(repeating: 0, count: out.count)
                 Parallel.forRange(n * c, cost: h * w) { planes in
                     for pl in planes {
-                        for o in (pl * ho * wo)..<((pl + 1) * ho * wo) { po[pl * h * w + Int(keeper.pointer[o])] += pg[o] }
+                        let plane = po + pl * h * w
+                        plane.initialize(repeating: 0, count: h * w)
+                        for o in (pl * ho * wo)..<((pl + 1) * ho * wo) { plane[Int(keeper.pointer[o])] += pg[o] }
                     }
                 }
             }]
@@ -219,7 +220,10 @@ extension Tensor {
     /// Returns the output and the batch mean and unbiased variance (for running statistics).
     ///
     /// Statistics are accumulated per (sample, channel) row in Float and across rows in Double.
-    public static func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, epsilon: Float)
+    ///
+    /// With `relu`, the output is max(0, ·) of the normalised value, fused into the same passes
+    /// (the ReLU mask is recomputed from x̂ in the pullback, so nothing more is stored).
+    public static func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, epsilon: Float, relu: Bool = false)
         -> (output: Tensor, mean: [Float], unbiasedVariance: [Float]) {
         precondition(x.rank >= 2 && gamma.shape == [x.shape[1]] && beta.shape == [x.shape[1]],
                      "batchNorm: input \(x.shape), gamma \(gamma.shape), beta \(beta.shape)")
@@ -251,18 +255,38 @@ extension Tensor {
                 for pl in planes {
                     let ch = pl % c, mu = ps[ch], inv = ps[c + ch], g = pgm[ch], bt = pbt[ch]
                     let src = px + pl * s, hd = ph + pl * s, dst = po + pl * s
-                    for i in 0..<s {
-                        let v = (src[i] - mu) * inv
-                        hd[i] = v
-                        dst[i] = v * g + bt
+                    if relu {
+                        for i in 0..<s {
+                            let v = (src[i] - mu) * inv
+                            hd[i] = v
+                            dst[i] = Swift.max(v * g + bt, 0)
+                        }
+                    } else {
+                        for i in 0..<s {
+                            let v = (src[i] - mu) * inv
+                            hd[i] = v
+                            dst[i] = v * g + bt
+                        }
                     }
                 }
             }
         }
-        let gd = gamma.detached
-        let out = record(y, [x, gamma, beta]) { g in
+        let gd = gamma.detached, bd = beta.detached
+        let out = record(y, [x, gamma, beta]) { gOut in
             // The closure owns the statistics and x̂ storages; take their pointers from them.
             let ps = stats.pointer, ph = xhat.pointer
+            let pgm = gd.storage.pointer, pbt = bd.storage.pointer
+            // With the fused ReLU, the gradient passes where γ·x̂ + β > 0.
+            let g = relu ? Tensor(shape: gOut.shape) { out in
+                let po = out.baseAddress!, pgo = gOut.storage.pointer
+                Parallel.forRange(n * c, cost: s) { planes in
+                    for pl in planes {
+                        let ch = pl % c, gm = pgm[ch], bt = pbt[ch]
+                        let hp = ph + pl * s, gp = pgo + pl * s, dst = po + pl * s
+                        for i in 0..<s { dst[i] = hp[i] * gm + bt > 0 ? gp[i] : 0 }
+                    }
+                }
+            } : gOut
             let pg = g.storage.pointer
             // Σ dy and Σ dy·x̂ per channel.
             let sums = TensorStorage(count: 2 * c)
@@ -284,7 +308,7 @@ extension Tensor {
                     for pl in planes {
                         let ch = pl % c
                         // dx = γ·invStd/M · (M·dy − Σdy − x̂·Σdy·x̂)
-                        let k = gd.storage.pointer[ch] * ps[c + ch] / Float(m)
+                        let k = pgm[ch] * ps[c + ch] / Float(m)
                         let mg = pss[ch], mgx = pss[c + ch], fm = Float(m)
                         let gp = pg + pl * s, hp = ph + pl * s, dst = po + pl * s
                         for i in 0..<s { dst[i] = k * (fm * gp[i] - mg - hp[i] * mgx) }

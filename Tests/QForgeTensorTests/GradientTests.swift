@@ -91,3 +91,28 @@ final class GradientTests: XCTestCase {
         XCTAssertEqual(x.gradient?.scalars, [3, -3, 2])
     }
 }
+
+extension GradientTests {
+    func testFusedBatchNormReLU() {
+        // Each channel holds 16 evenly spaced values in a shuffled order, and β shifts them so
+        // that no pre-activation lies within 0.02 of the ReLU kink.
+        var rng = SeededRandom(seed: 40)
+        var values = [Float](repeating: 0, count: 48)
+        for ch in 0..<3 {
+            let order = rng.permutation(16)
+            for (k, slot) in order.enumerated() {
+                let (sample, pos) = (slot / 4, slot % 4)
+                values[(sample * 3 + ch) * 4 + pos] = (Float(k) - 7.5) * Float(ch + 1) + Float(ch)
+            }
+        }
+        let x = Tensor(shape: [4, 3, 2, 2], scalars: values)
+        let g = Tensor(shape: [3], scalars: [1, 0.8, 1.2]), b = Tensor(shape: [3], scalars: [0.2, -0.2, 0])
+        let pre = Tensor.batchNorm(x, gamma: g, beta: b, epsilon: 1e-5).output
+        XCTAssertGreaterThan(pre.scalars.map(abs).min()!, 0.02)
+        checkGradients([x, g, b], step: 1e-3, absolute: 5e-3) { Tensor.batchNorm($0[0], gamma: $0[1], beta: $0[2], epsilon: 1e-5, relu: true).output }
+        // Same values as batch norm then relu.
+        let fused = Tensor.batchNorm(x, gamma: g, beta: b, epsilon: 1e-5, relu: true).output
+        let separate = Tensor.batchNorm(x, gamma: g, beta: b, epsilon: 1e-5).output.relu()
+        XCTAssertEqual(fused.scalars, separate.scalars)
+    }
+}

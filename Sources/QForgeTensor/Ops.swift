@@ -173,7 +173,11 @@ extension Tensor {
         return Tensor.record(y, [self]) { g in
             [Tensor(shape: y.shape) { out in
                 let po = out.baseAddress!, pg = g.storage.pointer, py = y.storage.pointer
-                Parallel.forRange(out.count) { r in for i in r { po[i] = py[i] > 0 ? pg[i] : 0 } }
+                Parallel.forRange(out.count) { r in
+                    Vectorized.passWherePositive(po + r.lowerBound, pg + r.lowerBound, r.count) { py[r.lowerBound + $0] } simd: {
+                        UnsafeRawPointer(py + r.lowerBound + $0).loadUnaligned(as: SIMD16<Float>.self)
+                    }
+                }
             }]
         }
     }

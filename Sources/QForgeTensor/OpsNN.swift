@@ -219,87 +219,73 @@ extension Tensor {
     /// [N, C, H, W], with batch statistics (biased variance for normalising, as PyTorch).
     /// Returns the output and the batch mean and unbiased variance (for running statistics).
     ///
-    /// Statistics are accumulated per (sample, channel) row in Float and across rows in Double.
+    /// With `relu`, the output is max(0, ·) of the normalised value, fused into the same pass.
     ///
-    /// With `relu`, the output is max(0, ·) of the normalised value, fused into the same passes
-    /// (the ReLU mask is recomputed from x̂ in the pullback, so nothing more is stored).
+    /// Memory traffic dominates this op, so it makes few passes: one for the statistics (sums of
+    /// x − k and (x − k)² with k the channel's first value, so no cancellation), one for the
+    /// output. Nothing else is stored: the pullback recomputes x̂ (and the ReLU mask) from x in
+    /// its two passes. Row sums run in Float SIMD lanes, sums across rows in Double.
     public static func batchNorm(_ x: Tensor, gamma: Tensor, beta: Tensor, epsilon: Float, relu: Bool = false)
         -> (output: Tensor, mean: [Float], unbiasedVariance: [Float]) {
         precondition(x.rank >= 2 && gamma.shape == [x.shape[1]] && beta.shape == [x.shape[1]],
                      "batchNorm: input \(x.shape), gamma \(gamma.shape), beta \(beta.shape)")
         let n = x.shape[0], c = x.shape[1], s = x.count / Swift.max(n * c, 1)
         let m = n * s
-        let px = x.storage.pointer
-        // Per-channel statistics: mean and centred sum of squares (two passes for accuracy).
-        let stats = TensorStorage(count: 3 * c)  // mean, invStd, unbiased variance
+        let xd = x.detached, gd = gamma.detached, bd = beta.detached
+        let px = xd.storage.pointer
+        let stats = TensorStorage(count: 3 * c)  // mean, 1/√(var + ε), unbiased variance
         let ps = stats.pointer
         Parallel.forRange(c, cost: m) { chans in
             for ch in chans {
-                var sum: Double = 0
-                for b in 0..<n { sum += Double(Reduce.sum(px + (b * c + ch) * s, s)) }
-                let mu = Float(sum / Double(m))
-                var sq: Double = 0
-                for b in 0..<n { sq += Double(Reduce.sumOfSquares(px + (b * c + ch) * s, s, centre: mu)) }
-                ps[ch] = mu
-                ps[c + ch] = Float(1 / (sq / Double(m) + Double(epsilon)).squareRoot())
-                ps[2 * c + ch] = Float(m > 1 ? sq / Double(m - 1) : sq)
+                let k = px[ch * s]
+                var sum: Double = 0, sq: Double = 0
+                for b in 0..<n {
+                    let (a, q) = Reduce.shiftedSums(px + (b * c + ch) * s, s, shift: k)
+                    sum += Double(a); sq += Double(q)
+                }
+                let meanShifted = sum / Double(m)
+                let ss = Swift.max(sq - sum * meanShifted, 0)  // Σ(x − μ)²
+                ps[ch] = Float(Double(k) + meanShifted)
+                ps[c + ch] = Float(1 / (ss / Double(m) + Double(epsilon)).squareRoot())
+                ps[2 * c + ch] = Float(m > 1 ? ss / Double(m - 1) : ss)
             }
         }
-        let pgm = gamma.storage.pointer, pbt = beta.storage.pointer
-        // Normalised input (kept for the pullback) and the output in one pass.
-        let xhat = TensorStorage(count: x.count)
-        let ph = xhat.pointer
+        let pgm = gd.storage.pointer, pbt = bd.storage.pointer
         let y = Tensor(shape: x.shape) { out in
             let po = out.baseAddress!
             Parallel.forRange(n * c, cost: s) { planes in
                 for pl in planes {
-                    let ch = pl % c, mu = ps[ch], inv = ps[c + ch], g = pgm[ch], bt = pbt[ch]
-                    let src = px + pl * s, hd = ph + pl * s, dst = po + pl * s
+                    let ch = pl % c
+                    // y = x·a + b with a = γ/σ, b = β − μ·a
+                    let a = pgm[ch] * ps[c + ch], b = pbt[ch] - ps[ch] * a
+                    let src = px + pl * s, dst = po + pl * s
                     if relu {
-                        for i in 0..<s {
-                            let v = (src[i] - mu) * inv
-                            hd[i] = v
-                            dst[i] = Swift.max(v * g + bt, 0)
-                        }
+                        for i in 0..<s { dst[i] = Swift.max(src[i] * a + b, 0) }
                     } else {
-                        for i in 0..<s {
-                            let v = (src[i] - mu) * inv
-                            hd[i] = v
-                            dst[i] = v * g + bt
-                        }
+                        for i in 0..<s { dst[i] = src[i] * a + b }
                     }
                 }
             }
         }
-        let gd = gamma.detached, bd = beta.detached
         let out = record(y, [x, gamma, beta]) { gOut in
-            // The closure owns the statistics and x̂ storages; take their pointers from them.
-            let ps = stats.pointer, ph = xhat.pointer
-            let pgm = gd.storage.pointer, pbt = bd.storage.pointer
-            // With the fused ReLU, the gradient passes where γ·x̂ + β > 0.
-            let g = relu ? Tensor(shape: gOut.shape) { out in
-                let po = out.baseAddress!, pgo = gOut.storage.pointer
-                Parallel.forRange(n * c, cost: s) { planes in
-                    for pl in planes {
-                        let ch = pl % c, gm = pgm[ch], bt = pbt[ch]
-                        let hp = ph + pl * s, gp = pgo + pl * s, dst = po + pl * s
-                        for i in 0..<s { dst[i] = hp[i] * gm + bt > 0 ? gp[i] : 0 }
-                    }
-                }
-            } : gOut
-            let pg = g.storage.pointer
-            // Σ dy and Σ dy·x̂ per channel.
+            // The closure owns x, γ, β and the statistics; take the pointers from them.
+            let px = xd.storage.pointer, ps = stats.pointer, pgm = gd.storage.pointer, pbt = bd.storage.pointer
+            let pg = gOut.storage.pointer
+            // Σ dy and Σ dy·x̂ per channel (dy masked by the ReLU when fused).
             let sums = TensorStorage(count: 2 * c)
             let pss = sums.pointer
             Parallel.forRange(c, cost: m) { chans in
                 for ch in chans {
-                    var a: Double = 0, bb: Double = 0
-                    for b in 0..<n {
-                        let base = (b * c + ch) * s
-                        a += Double(Reduce.sum(pg + base, s))
-                        bb += Double(Reduce.dot(pg + base, ph + base, s))
+                    let mu = ps[ch], inv = ps[c + ch]
+                    let a = pgm[ch] * inv, b = pbt[ch] - mu * a
+                    var sg: Double = 0, sgx: Double = 0
+                    for bIdx in 0..<n {
+                        let base = (bIdx * c + ch) * s
+                        let (u, v) = Reduce.batchNormSums(pg + base, px + base, s, mean: mu, invStd: inv,
+                                                          reluScale: relu ? a : nil, reluShift: b)
+                        sg += Double(u); sgx += Double(v)
                     }
-                    pss[ch] = Float(a); pss[c + ch] = Float(bb)
+                    pss[ch] = Float(sg); pss[c + ch] = Float(sgx)
                 }
             }
             let gx = Tensor(shape: x.shape) { out in
@@ -307,11 +293,21 @@ extension Tensor {
                 Parallel.forRange(n * c, cost: s) { planes in
                     for pl in planes {
                         let ch = pl % c
+                        let mu = ps[ch], inv = ps[c + ch], fm = Float(m)
                         // dx = γ·invStd/M · (M·dy − Σdy − x̂·Σdy·x̂)
-                        let k = pgm[ch] * ps[c + ch] / Float(m)
-                        let mg = pss[ch], mgx = pss[c + ch], fm = Float(m)
-                        let gp = pg + pl * s, hp = ph + pl * s, dst = po + pl * s
-                        for i in 0..<s { dst[i] = k * (fm * gp[i] - mg - hp[i] * mgx) }
+                        let k = pgm[ch] * inv / fm
+                        let mg = pss[ch], mgx = pss[c + ch]
+                        let a = pgm[ch] * inv, b = pbt[ch] - mu * a
+                        let gp = pg + pl * s, xp = px + pl * s, dst = po + pl * s
+                        if relu {
+                            for i in 0..<s {
+                                let xv = xp[i]
+                                let dy: Float = xv * a + b > 0 ? gp[i] : 0
+                                dst[i] = k * (fm * dy - mg - (xv - mu) * inv * mgx)
+                            }
+                        } else {
+                            for i in 0..<s { dst[i] = k * (fm * gp[i] - mg - (xp[i] - mu) * inv * mgx) }
+                        }
                     }
                 }
             }
@@ -554,6 +550,58 @@ public enum Reduce {
         return total
     }
 
+    /// (Σ (p[i] − shift), Σ (p[i] − shift)²) in one pass.
+    @inline(__always)
+    public static func shiftedSums(_ p: UnsafePointer<Float>, _ n: Int, shift: Float) -> (Float, Float) {
+        var a = SIMD16<Float>(repeating: 0), q = SIMD16<Float>(repeating: 0)
+        let k = SIMD16<Float>(repeating: shift)
+        var i = 0
+        while i + 16 <= n {
+            let d = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self) - k
+            a += d
+            q += d * d
+            i += 16
+        }
+        var sa = a.sum(), sq = q.sum()
+        while i < n { let d = p[i] - shift; sa += d; sq += d * d; i += 1 }
+        return (sa, sq)
+    }
+
+    /// Batch-norm backward sums over one row: (Σ dy, Σ dy·x̂) with x̂ = (x − mean)·invStd, where
+    /// dy is zeroed wherever x·reluScale + reluShift ≤ 0 when a ReLU is fused.
+    @inline(__always)
+    public static func batchNormSums(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int,
+                                     mean: Float, invStd: Float, reluScale: Float?, reluShift: Float) -> (Float, Float) {
+        var sg = SIMD16<Float>(repeating: 0), sgx = SIMD16<Float>(repeating: 0)
+        let mu = SIMD16<Float>(repeating: mean), inv = SIMD16<Float>(repeating: invStd), zero = SIMD16<Float>(repeating: 0)
+        var i = 0
+        if let ra = reluScale {
+            let va = SIMD16<Float>(repeating: ra), vb = SIMD16<Float>(repeating: reluShift)
+            while i + 16 <= n {
+                let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+                let gv = zero.replacing(with: UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self), where: xv * va + vb .> zero)
+                sg += gv
+                sgx += gv * ((xv - mu) * inv)
+                i += 16
+            }
+        } else {
+            while i + 16 <= n {
+                let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self)
+                sg += gv
+                sgx += gv * ((xv - mu) * inv)
+                i += 16
+            }
+        }
+        var a = sg.sum(), b = sgx.sum()
+        while i < n {
+            let gv: Float = (reluScale.map { x[i] * $0 + reluShift > 0 } ?? true) ? g[i] : 0
+            a += gv; b += gv * (x[i] - mean) * invStd
+            i += 1
+        }
+        return (a, b)
+    }
+
     /// Σ (p[i] − centre)².
     @inline(__always)
     public static func sumOfSquares(_ p: UnsafePointer<Float>, _ n: Int, centre: Float) -> Float {
@@ -568,5 +616,24 @@ public enum Reduce {
         var total = acc.sum()
         while i < n { let d = p[i] - centre; total += d * d; i += 1 }
         return total
+    }
+}
+
+/// Elementwise loops written with explicit SIMD vectors where the compiler would otherwise
+/// emit a branch per element (masks are data-dependent and mispredict half the time).
+public enum Vectorized {
+    /// dst[i] = key(i) > 0 ? src[i] : 0, with `simd(i)` giving key(i..<i+16).
+    @inline(__always)
+    public static func passWherePositive(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int,
+                                         scalar key: (Int) -> Float, simd keys: (Int) -> SIMD16<Float>) {
+        let zero = SIMD16<Float>(repeating: 0)
+        var i = 0
+        while i + 16 <= n {
+            let v = UnsafeRawPointer(src + i).loadUnaligned(as: SIMD16<Float>.self)
+            let out = zero.replacing(with: v, where: keys(i) .> zero)
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: out, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < n { dst[i] = key(i) > 0 ? src[i] : 0; i += 1 }
     }
 }

@@ -116,7 +116,6 @@ extension Tensor {
                     GEMM.sgemm(transA: true, transB: false, m: g.ck, n: g.hw, k: g.o, a: wd.storage.pointer, lda: g.ck,
                                b: gs, ldb: g.hw, c: cols, ldc: g.hw, parallel: false)
                     let dx = gx.storage.pointer + s * g.c * g.h * g.w
-                    dx.initialize(repeating: 0, count: g.c * g.h * g.w)
                     g.col2im(cols, dx)
                 }
             }
@@ -470,11 +469,22 @@ struct ConvGeometry {
         }
     }
 
-    /// Adds the column-matrix gradient back onto the input gradient (the transpose of im2col).
+    /// Writes the input gradient of one sample from its column-matrix gradient (the transpose
+    /// of im2col: every column entry adds onto the input pixel it was copied from).
+    ///
+    /// When the stride is 1 and the output has the input's size (“same” padding), the centre
+    /// tap (ph, pw) maps every output position onto a distinct input pixel covering them all,
+    /// so it is written first (no zeroing pass) and the other taps add onto it.
     func col2im(_ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
+        let centreCovers = sh == 1 && sw == 1 && ho == h && wo == w && ph < kh && pw < kw
+        if !centreCovers { dx.initialize(repeating: 0, count: c * h * w) }
         for ci in 0..<c {
+            if centreCovers {
+                (dx + ci * h * w).update(from: cols + ((ci * kh + ph) * kw + pw) * hw, count: h * w)
+            }
             for di in 0..<kh {
                 for dj in 0..<kw {
+                    if centreCovers && di == ph && dj == pw { continue }
                     let row = cols + ((ci * kh + di) * kw + dj) * hw
                     for i in 0..<ho {
                         let y = i * sh + di - ph

@@ -28,15 +28,6 @@ struct Demo: ParsableCommand {
                                        options: TrainingOptions(epochs: epochs, batchSize: 128, schedule: .cosine(epochs: epochs, minimum: 1e-5), seed: 0, evaluateEachEpoch: false),
                                        progress: printer.update, epochEnd: printer.epochEnd)
         try model.save(to: out)
-        let e = try model.evaluate(test)
-        printEvaluation(e, names: test.targetNames)
-        print(String(format: "train samples/s: %.0f", result.samplesPerSecond))
-        print("saved: \(out)")
-        if output.json {
-            var obj = evaluationJSON(e, names: test.targetNames)
-            obj["train_samples_per_second"] = result.samplesPerSecond
-            obj["output"] = out
-            printJSON(obj)
-        }
+        try reportTraining(model, result, test: test, path: out, json: output.json)
     }
 }

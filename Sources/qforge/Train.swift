@@ -78,23 +78,28 @@ struct Train: ParsableCommand {
         let result = try Trainer.train(&m, on: train, test: test, options: try training.options(seed: model.seed),
                                        progress: printer.update, epochEnd: printer.epochEnd)
         try m.save(to: path)
-        let final = try result.final ?? m.evaluate(test)
-        printEvaluation(final, names: test.targetNames)
-        print(String(format: "train samples/s: %.0f", result.samplesPerSecond))
-        print("saved: \(path)")
-        if output.json {
-            var obj = evaluationJSON(final, names: test.targetNames)
-            obj["train_samples_per_second"] = result.samplesPerSecond
-            obj["output"] = path
-            obj["epochs"] = result.epochs.map { e -> [String: Any] in
-                var d: [String: Any] = ["epoch": e.epoch, "loss": e.loss, "seconds": e.seconds, "samples_per_second": e.samplesPerSecond]
-                if let a = e.test?.accuracy { d["test_accuracy"] = a }
-                if let r = e.test?.r2Mean { d["r2"] = r }
-                return d
-            }
-            printJSON(obj)
-        }
+        try reportTraining(m, result, test: test, path: path, json: output.json)
     }
+}
+
+/// Prints the final evaluation, the training speed and the saved path, and the
+/// JSON summary when asked. Shared by `train` and `demo`.
+func reportTraining(_ m: Model, _ result: TrainingResult, test: Dataset, path: String, json: Bool) throws {
+    let final = try result.final ?? m.evaluate(test)
+    printEvaluation(final, names: test.targetNames)
+    print(String(format: "train samples/s: %.0f", result.samplesPerSecond))
+    print("saved: \(path)")
+    guard json else { return }
+    var obj = evaluationJSON(final, names: test.targetNames)
+    obj["train_samples_per_second"] = result.samplesPerSecond
+    obj["output"] = path
+    obj["epochs"] = result.epochs.map { e -> [String: Any] in
+        var d: [String: Any] = ["epoch": e.epoch, "loss": e.loss, "seconds": e.seconds, "samples_per_second": e.samplesPerSecond]
+        if let a = e.test?.accuracy { d["test_accuracy"] = a }
+        if let r = e.test?.r2Mean { d["r2"] = r }
+        return d
+    }
+    printJSON(obj)
 }
 
 /// Fails early, before hours of training, when the output cannot be written.

@@ -1,0 +1,82 @@
+# QForge developer tasks.
+#
+#   make deps      install the Debian packages the tests need (root), or say how (non-root)
+#   make build     debug build of everything, tests included
+#   make test      debug unit tests, then the release-mode training tests (QForgeReleaseTests)
+#   make release   release build of the qforge tool
+#   make demo      release build, then `qforge demo`
+#   make clean     remove the build folder
+#
+# SWIFT_FLAGS is appended to every swift command, e.g.
+#   make test SWIFT_FLAGS="--scratch-path .build-mine"
+
+SHELL := /bin/bash
+SWIFT ?= swift
+SWIFT_FLAGS ?=
+
+# Debian packages the build, the tests and the demo need at run time. One per word; later
+# work adds tools here (iverilog, verilator, yosys, ...).
+#   libopenblas0-pthread   OpenBLAS runtime (QForgeTensor dlopens it for GEMM)
+#   dataset-fashion-mnist  Fashion-MNIST under /usr/share/datasets/fashion-mnist
+#   zlib1g                 libz.so.1 (dlopened to read .gz data files)
+DEB_PACKAGES := libopenblas0-pthread dataset-fashion-mnist zlib1g
+
+RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing --filter QForgeReleaseTests
+
+.PHONY: all deps build release test test-debug test-release demo clean
+
+all: build
+
+deps:
+	@if ! command -v dpkg >/dev/null 2>&1; then \
+		echo "make deps: dpkg not found (not a Debian-based system); make sure the equivalents of these are installed: $(DEB_PACKAGES)" >&2; \
+		exit 0; \
+	fi; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg -s "$$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$$missing $$p"; \
+	done; \
+	missing="$${missing# }"; \
+	if [ -z "$$missing" ]; then \
+		echo "make deps: all installed: $(DEB_PACKAGES)"; \
+		exit 0; \
+	fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "make deps: missing Debian packages: $$missing" >&2; \
+		echo "make deps: install them with:  sudo apt-get install -y --no-install-recommends $$missing" >&2; \
+		exit 1; \
+	fi; \
+	echo "make deps: installing $$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update && apt-get install -y --no-install-recommends $$missing
+
+build:
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+
+release:
+	$(SWIFT) build -c release $(SWIFT_FLAGS)
+
+# Both suites always run; the target fails if either failed.
+test: deps
+	@status=0; \
+	echo "== debug build and unit tests"; \
+	{ $(SWIFT) build --build-tests $(SWIFT_FLAGS) && $(SWIFT) test $(SWIFT_FLAGS); } || status=1; \
+	echo "== release-mode tests (QForgeReleaseTests)"; \
+	$(SWIFT) test $(RELEASE_TEST_FLAGS) $(SWIFT_FLAGS) || status=1; \
+	if [ $$status -ne 0 ]; then echo "make test: FAILED (see above)" >&2; fi; \
+	exit $$status
+
+# One suite at a time, for development.
+test-debug: deps
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	$(SWIFT) test $(SWIFT_FLAGS)
+
+test-release: deps
+	$(SWIFT) test $(RELEASE_TEST_FLAGS) $(SWIFT_FLAGS)
+
+demo: deps
+	$(SWIFT) build -c release $(SWIFT_FLAGS)
+	"$$($(SWIFT) build -c release $(SWIFT_FLAGS) --show-bin-path)/qforge" demo
+
+clean:
+	$(SWIFT) package clean $(SWIFT_FLAGS)

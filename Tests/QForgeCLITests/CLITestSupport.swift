@@ -1,0 +1,191 @@
+import Foundation
+import QForgeData
+import TestSupport
+import XCTest
+
+/// The `qforge` binary SwiftPM built next to the test bundle (`.build/<config>/qforge`):
+/// the test target depends on the executable target, so it is built first.
+/// `QFORGE_BINARY` overrides the search.
+func qforgeBinary() throws -> String {
+    if let path = ProcessInfo.processInfo.environment["QFORGE_BINARY"], !path.isEmpty { return path }
+    var directories: [String] = []
+    let bundle = Bundle.main.bundlePath
+    directories.append(bundle)  // on Linux the main bundle of the test runner is its directory
+    directories.append((bundle as NSString).deletingLastPathComponent)
+    if let argument0 = CommandLine.arguments.first {
+        let url = URL(fileURLWithPath: argument0).standardizedFileURL
+        directories.append(url.deletingLastPathComponent().path)  // .build/debug/QForgePackageTests.xctest
+        directories.append(url.deletingLastPathComponent().deletingLastPathComponent().path)
+    }
+    for dir in directories {
+        let candidate = (dir as NSString).appendingPathComponent("qforge")
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue,
+           FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+    }
+    throw XCTSkip("qforge binary not found next to the test bundle (looked in \(directories)); build it with swift build")
+}
+
+/// A fresh temporary directory, removed when the object goes away.
+final class TemporaryDirectory {
+    let path: String
+
+    init() throws {
+        path = (NSTemporaryDirectory() as NSString).appendingPathComponent("qforge-cli-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// The absolute path of `name` inside the directory.
+    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
+
+    @discardableResult
+    func write(_ name: String, _ bytes: [UInt8]) throws -> String {
+        let p = file(name)
+        try FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Data(bytes).write(to: URL(fileURLWithPath: p))
+        return p
+    }
+
+    @discardableResult
+    func write(_ name: String, text: String) throws -> String { try write(name, Array(text.utf8)) }
+
+    func bytes(_ name: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: file(name)))) }
+}
+
+/// What a run of `qforge` did.
+struct CLIResult: CustomStringConvertible {
+    var arguments: [String]
+    var status: Int32
+    var reason: Process.TerminationReason
+    var stdout: String
+    var stderr: String
+
+    var stderrLines: [String] { stderr.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
+    var stdoutLines: [String] { stdout.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
+
+    /// The last line of standard output parsed as a JSON object.
+    func jsonObject(file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        let last = try XCTUnwrap(stdoutLines.last, "no standard output: \(self)", file: file, line: line)
+        let object = try JSONSerialization.jsonObject(with: Data(last.utf8))
+        return try XCTUnwrap(object as? [String: Any], "last stdout line is not a JSON object: \(last)", file: file, line: line)
+    }
+
+    var description: String {
+        "qforge \(arguments.joined(separator: " ")) → \(reason == .exit ? "exit" : "signal") \(status)\n"
+            + "--- stdout:\n\(stdout)--- stderr:\n\(stderr)---"
+    }
+}
+
+/// Runs `qforge` with `arguments` in `directory` (standard input: /dev/null) and waits for it,
+/// at most `timeout` seconds.
+func runQForge(_ arguments: [String], in directory: TemporaryDirectory, timeout: TimeInterval = 300,
+               environment: [String: String] = [:]) throws -> CLIResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try qforgeBinary())
+    process.arguments = arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: directory.path)
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    // Output goes to files (outside the working directory's listing): no pipe can fill up.
+    let id = UUID().uuidString
+    let outPath = (NSTemporaryDirectory() as NSString).appendingPathComponent("qforge-cli-\(id).stdout")
+    let errPath = (NSTemporaryDirectory() as NSString).appendingPathComponent("qforge-cli-\(id).stderr")
+    guard FileManager.default.createFile(atPath: outPath, contents: nil),
+          FileManager.default.createFile(atPath: errPath, contents: nil) else {
+        throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: outPath])
+    }
+    defer {
+        try? FileManager.default.removeItem(atPath: outPath)
+        try? FileManager.default.removeItem(atPath: errPath)
+    }
+    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(10_000) }
+    if process.isRunning {
+        process.terminate()
+        process.waitUntilExit()
+        XCTFail("qforge \(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s")
+    }
+    process.waitUntilExit()
+    try out.close()
+    try err.close()
+    let stdout = String(decoding: try Data(contentsOf: URL(fileURLWithPath: outPath)), as: UTF8.self)
+    let stderr = String(decoding: try Data(contentsOf: URL(fileURLWithPath: errPath)), as: UTF8.self)
+    return CLIResult(arguments: arguments, status: process.terminationStatus, reason: process.terminationReason,
+                     stdout: stdout, stderr: stderr)
+}
+
+/// Asserts a run failed cleanly: a non-zero exit status (not a signal), and exactly one line on
+/// standard error that names `path` and contains every one of `problem`, with no crash report.
+func assertCleanFailure(_ r: CLIResult, path: String, problem: [String],
+                        file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(r.reason, .exit, "terminated by a signal: \(r)", file: file, line: line)
+    XCTAssertNotEqual(r.status, 0, "exit status 0 for bad input: \(r)", file: file, line: line)
+    XCTAssertFalse(r.stderr.contains("Fatal error"), "crashed: \(r)", file: file, line: line)
+    XCTAssertEqual(r.stderrLines.count, 1, "expected exactly one line on stderr: \(r)", file: file, line: line)
+    guard let message = r.stderrLines.first else { return }
+    XCTAssertTrue(message.contains(path), "the message does not name \(path): \(message)", file: file, line: line)
+    for p in problem {
+        XCTAssertTrue(message.contains(p), "the message does not say '\(p)': \(message)", file: file, line: line)
+    }
+}
+
+/// Asserts the file at `path` still holds exactly `bytes`.
+func assertUnchanged(_ path: String, _ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        XCTFail("\(path) is gone", file: file, line: line)
+        return
+    }
+    XCTAssertEqual([UInt8](data), bytes, "\(path) was modified", file: file, line: line)
+}
+
+// MARK: - Hand-made data files
+
+/// An IDX file (big-endian header) of unsigned bytes.
+func idxBytes(shape: [Int], payload: [UInt8]) -> [UInt8] {
+    var out: [UInt8] = [0, 0, 0x08, UInt8(shape.count)]
+    for d in shape { out += [UInt8(d >> 24 & 0xFF), UInt8(d >> 16 & 0xFF), UInt8(d >> 8 & 0xFF), UInt8(d & 0xFF)] }
+    return out + payload
+}
+
+/// Writes a small, valid Fashion-MNIST directory (`count` samples per split, plain IDX files
+/// under the real names) into `dir/name` and returns its path.
+@discardableResult
+func writeFashionMNIST(in dir: TemporaryDirectory, name: String, count: Int = 64) throws -> String {
+    let labels = (0..<count).map { UInt8($0 % 10) }
+    let images = (0..<count * 28 * 28).map { UInt8(truncatingIfNeeded: $0 &* 37) }
+    for prefix in ["train", "t10k"] {
+        try dir.write("\(name)/\(prefix)-images-idx3-ubyte", idxBytes(shape: [count, 28, 28], payload: images))
+        try dir.write("\(name)/\(prefix)-labels-idx1-ubyte", idxBytes(shape: [count], payload: labels))
+    }
+    return dir.file(name)
+}
+
+/// A `.npy` version 1.0 file with any dtype string (e.g. "<f8", which QForge does not read).
+func npyBytes(descr: String, shape: [Int], payload: [UInt8]) -> [UInt8] {
+    let tuple = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+    var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(tuple), }"
+    let unpadded = 10 + header.utf8.count + 1
+    header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+    let n = header.utf8.count
+    return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(n & 0xFF), UInt8(n >> 8)] + Array(header.utf8) + payload
+}
+
+/// Fashion-MNIST where the tools look for it by default: fails in CI when missing, skips elsewhere.
+func requireInstalledFashionMNIST() throws {
+    let dir = FashionMNIST.resolveDirectory()
+    let names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    let present = names.allSatisfy { n in
+        let base = (dir as NSString).appendingPathComponent(n)
+        return FileManager.default.fileExists(atPath: base) || FileManager.default.fileExists(atPath: base + ".gz")
+    }
+    try requireResource(present, "Fashion-MNIST is not installed in \(dir); run 'make deps' (apt-get install -y dataset-fashion-mnist)")
+}

@@ -246,6 +246,14 @@ public func readFileBytes(_ path: String) throws -> [UInt8] {
 
 /// Writes `bytes` to `path` atomically, mapping failures to `DataError.unwritable`.
 func writeFileBytes(_ bytes: [UInt8], to path: String) throws {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw DataError.unwritable(path: path, reason: "is a directory; give a file name")
+    }
+    let parent = (path as NSString).deletingLastPathComponent
+    if !parent.isEmpty, !(FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory) && isDirectory.boolValue) {
+        throw DataError.unwritable(path: path, reason: "directory \(parent) does not exist")
+    }
     do {
         try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
     } catch {

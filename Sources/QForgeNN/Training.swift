@@ -84,7 +84,11 @@ public enum Trainer {
                              progress: ((TrainingProgress) -> Void)? = nil,
                              epochEnd: ((EpochReport) -> Void)? = nil) throws -> TrainingResult {
         try model.checkCompatible(with: train)
-        Denormals.flushToZeroOnThisThread()
+        return try Denormals.withFlushToZero { try trainLoop(&model, on: train, test: test, options: options, progress: progress, epochEnd: epochEnd) }
+    }
+
+    static func trainLoop(_ model: inout Model, on train: Dataset, test: Dataset?, options: TrainingOptions,
+                          progress: ((TrainingProgress) -> Void)?, epochEnd: ((EpochReport) -> Void)?) throws -> TrainingResult {
         if model.task == .regression && model.inputScaler == nil { model.fitScalers(on: train) }
         let model = model
         guard options.epochs >= 0, options.batchSize > 0, options.learningRate > 0, options.learningRate.isFinite else {

@@ -22,9 +22,10 @@ public enum Parallel {
             return
         }
         DispatchQueue.concurrentPerform(iterations: parts) { p in
-            Denormals.flushToZeroOnThisThread()
-            let lo = count * p / parts, hi = count * (p + 1) / parts
-            if lo < hi { body(lo..<hi) }
+            Denormals.withFlushToZero {
+                let lo = count * p / parts, hi = count * (p + 1) / parts
+                if lo < hi { body(lo..<hi) }
+            }
         }
     }
 
@@ -35,8 +36,7 @@ public enum Parallel {
             return
         }
         DispatchQueue.concurrentPerform(iterations: count) { i in
-            Denormals.flushToZeroOnThisThread()
-            body(i)
+            Denormals.withFlushToZero { body(i) }
         }
     }
 }
@@ -44,17 +44,23 @@ public enum Parallel {
 /// Subnormal floats (below 1.2e-38) make x86 arithmetic up to 100× slower, and training
 /// produces them: Adam's second moments and the gradients of saturated units decay towards
 /// zero. As in most training frameworks' fast modes, QForge flushes them to zero (FTZ and DAZ
-/// in MXCSR). MXCSR is per thread, so every thread that computes sets it.
+/// in MXCSR) while it computes. MXCSR is per thread, so each parallel task sets it, and every
+/// thread gets its previous setting back afterwards: the caller's floating-point environment
+/// is left as it was.
 public enum Denormals {
     @inline(__always)
-    public static func flushToZeroOnThisThread() {
+    public static func withFlushToZero<R>(_ body: () throws -> R) rethrows -> R {
         #if arch(x86_64) && canImport(Glibc)
-        var env = fenv_t()
-        fegetenv(&env)
-        if env.__mxcsr & 0x8040 != 0x8040 {
+        var saved = fenv_t()
+        fegetenv(&saved)
+        if saved.__mxcsr & 0x8040 != 0x8040 {
+            var env = saved
             env.__mxcsr |= 0x8040  // FTZ (bit 15) and DAZ (bit 6)
             fesetenv(&env)
+            defer { fesetenv(&saved) }
+            return try body()
         }
         #endif
+        return try body()
     }
 }

@@ -51,7 +51,7 @@ struct Predict: ParsableCommand {
         let x = try readNpy(input).asTensor()
         let per = m.inputShape.reduce(1, *)
         guard x.rank >= 1, x.count == x.shape[0] * per else {
-            throw ValidationError("\(input): shape \(x.shape) does not hold samples of \(m.inputShape) (\(per) values each) for model \(m.name)")
+            throw CommandError("\(input): shape \(x.shape) does not hold samples of \(m.inputShape) (\(per) values each) for model \(m.name)")
         }
         let y = m.predict(Tensor(shape: [x.shape[0], per], storage: x.storage))
         try writeNpy(y, to: out)

@@ -100,3 +100,9 @@ func jsonSafe(_ v: Any) -> Any {
 func note(_ s: String) {
     FileHandle.standardError.write((s + "\n").data(using: .utf8)!)
 }
+
+/// An error found while a command runs (not an argument error): printed as one line, exit 1.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -109,7 +109,7 @@ func checkWritable(_ path: String) throws {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: d, isDirectory: &isDir), isDir.boolValue,
           FileManager.default.isWritableFile(atPath: d) else {
-        throw ValidationError("cannot write \(path): directory \(d) does not exist or is not writable")
+        throw CommandError("cannot write \(path): directory \(d) does not exist or is not writable")
     }
 }
 

@@ -5,11 +5,6 @@ import TestSupport
 import XCTest
 
 final class GraphJSONTests: XCTestCase {
-    /// Exact subnormal floats: undo the flush-to-zero an earlier in-process training may have left on this thread.
-    override func setUp() {
-        super.setUp()
-        clearFlushToZero()
-    }
 
     func testRoundTripAndDeterminism() throws {
         let graph = sampleGraph().graph

@@ -4,11 +4,6 @@ import TestSupport
 import XCTest
 
 final class QuantizerSpecTests: XCTestCase {
-    /// Exact subnormal floats: undo the flush-to-zero an earlier in-process training may have left on this thread.
-    override func setUp() {
-        super.setUp()
-        clearFlushToZero()
-    }
 
     func testIntegerRanges() {
         // Expected values written out, checked against QONNX min_int / max_int.

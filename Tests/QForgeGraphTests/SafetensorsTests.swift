@@ -403,11 +403,6 @@ final class SafetensorsValidationTests: XCTestCase {
 
 /// Files written by Python's `safetensors` (0.8.0, via `safetensors.numpy.save`), kept as bytes.
 final class SafetensorsCompatibilityTests: XCTestCase {
-    /// Exact subnormal floats: undo the flush-to-zero an earlier in-process training may have left on this thread.
-    override func setUp() {
-        super.setUp()
-        clearFlushToZero()
-    }
 
     /// numpy arrays: i64, f64, f32 (incl. empty [0, 3] and scalar), i32, f16, i16, i8, u8, bool;
     /// metadata {"format": "np", "note": "café \"q\""}. Python lays tensors out by dtype size, not name.

@@ -121,3 +121,20 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(rSquared(prediction: Tensor(shape: [4, 1], scalars: [1.5, 2.5, 2.5, 3.5]), target: t)[0], 0.8, accuracy: 1e-9)
     }
 }
+
+extension ModelTests {
+    /// Training flushes subnormals to zero while it runs, and leaves the caller's
+    /// floating-point environment as it found it.
+    func testTrainingLeavesTheFloatingPointEnvironmentUnchanged() throws {
+        let before = currentMXCSR()
+        let x = randomTensor([64, 4], seed: 9)
+        let data = Dataset(name: "toy", inputs: x, targets: .classes(IntTensor(shape: [64], scalars: (0..<64).map { $0 % 2 }), classCount: 2))
+        var m = try Model(ModelDescription(name: "t", input: [4], layers: [.init(type: "Dense", out: 2)]), seed: 0)
+        _ = try Trainer.train(&m, on: data, test: data, options: TrainingOptions(epochs: 1, batchSize: 16))
+        _ = (Tensor(repeating: 1, shape: [1 << 18]) * 2).relu()  // a parallel op on this thread too
+        XCTAssertEqual(currentMXCSR(), before)
+        // Subnormals still behave as IEEE numbers here.
+        let tiny = Float.leastNonzeroMagnitude
+        XCTAssertGreaterThan(tiny * 2, 0)
+    }
+}

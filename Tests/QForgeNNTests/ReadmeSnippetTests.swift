@@ -8,10 +8,8 @@ import XCTest
 /// The README's library snippet, on a slice of the data so it runs in debug builds.
 final class ReadmeSnippetTests: XCTestCase {
     func testReadmeTrainingSnippet() throws {
-        guard FileManager.default.fileExists(atPath: FashionMNIST.resolveDirectory()) else {
-            if isCI { XCTFail("Fashion-MNIST missing in CI: make deps installs dataset-fashion-mnist") }
-            throw XCTSkip("Fashion-MNIST not installed")
-        }
+        try requireResource(FileManager.default.fileExists(atPath: FashionMNIST.resolveDirectory()),
+                            "Fashion-MNIST not installed (make deps installs dataset-fashion-mnist)")
         let (train, test) = try FashionMNIST.load(limit: 2000)
         var rng = SeededRandom(seed: 0)
         let network = Sequential([

@@ -71,6 +71,3 @@ public func randomAwayFromZero(_ shape: [Int], seed: UInt64, gap: Float = 0.1) -
         }
     }
 }
-
-/// True when the run is in CI (the `CI` environment variable is set).
-public var isCI: Bool { ProcessInfo.processInfo.environment["CI"] != nil }

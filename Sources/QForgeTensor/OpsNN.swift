@@ -440,8 +440,52 @@ struct ConvGeometry {
         precondition(ho > 0 && wo > 0, "conv2d: kernel \(kh)×\(kw) does not fit input \(h)×\(w) with padding \(padding)")
     }
 
+    /// Stride 1 with output rows as wide as input rows (“same” padding along x): a tap's
+    /// column row is then the flattened input plane shifted by one offset, so im2col and
+    /// col2im work on whole planes (one copy or vector add per tap instead of one per row).
+    var flatShifts: Bool { sh == 1 && sw == 1 && wo == w }
+
+    /// For tap (di, dj): the output rows i0..<i1 whose input row exists, and the flat offset
+    /// from a column index t = i·w + j to the input index within the plane.
+    @inline(__always)
+    func tapGeometry(_ di: Int, _ dj: Int) -> (i0: Int, i1: Int, offset: Int, dx: Int) {
+        let dy = di - ph, dx = dj - pw
+        let i0 = Swift.min(ho, Swift.max(0, -dy)), i1 = Swift.max(i0, Swift.min(ho, h - dy))
+        return (i0, i1, dy * w + dx, dx)
+    }
+
+    /// Zeroes, in column rows i0..<i1 of a tap row, the entries whose x = j + dx falls outside
+    /// the input (with flat shifts they would read the neighbouring input row).
+    @inline(__always)
+    func zeroWrapped(_ row: UnsafeMutablePointer<Float>, _ i0: Int, _ i1: Int, _ dx: Int) {
+        if dx == 0 { return }
+        for i in i0..<i1 {
+            let r = row + i * w
+            if dx < 0 { for j in 0..<Swift.min(-dx, w) { r[j] = 0 } } else { for j in Swift.max(w - dx, 0)..<w { r[j] = 0 } }
+        }
+    }
+
     /// Row (ci, di, dj) of the column matrix holds input (ci, i·sh+di−ph, j·sw+dj−pw) at column i·wo+j.
     func im2col(_ x: UnsafePointer<Float>, _ cols: UnsafeMutablePointer<Float>) {
+        if flatShifts {
+            for ci in 0..<c {
+                let plane = x + ci * h * w
+                for di in 0..<kh {
+                    for dj in 0..<kw {
+                        let row = cols + ((ci * kh + di) * kw + dj) * hw
+                        let (i0, i1, offset, dx) = tapGeometry(di, dj)
+                        row.initialize(repeating: 0, count: i0 * w)
+                        (row + i1 * w).initialize(repeating: 0, count: (ho - i1) * w)
+                        // Flat copy of t in [i0·w, i1·w) from plane[t + offset], clipped to the plane;
+                        // the clipped ends are wrapped entries, zeroed next.
+                        let t0 = Swift.max(i0 * w, -offset), t1 = Swift.min(i1 * w, h * w - offset)
+                        if t1 > t0 { (row + t0).update(from: plane + t0 + offset, count: t1 - t0) }
+                        zeroWrapped(row, i0, i1, dx)
+                    }
+                }
+            }
+            return
+        }
         for ci in 0..<c {
             for di in 0..<kh {
                 for dj in 0..<kw {
@@ -451,17 +495,9 @@ struct ConvGeometry {
                         let dst = row + i * wo
                         if y < 0 || y >= h { dst.initialize(repeating: 0, count: wo); continue }
                         let src = x + (ci * h + y) * w
-                        if sw == 1 {
-                            // x index j + dj − pw, valid for j in [pw − dj, w + pw − dj)
-                            let lo = Swift.max(0, pw - dj), hi = Swift.min(wo, w + pw - dj)
-                            if lo > 0 { dst.initialize(repeating: 0, count: Swift.min(lo, wo)) }
-                            if hi > lo { (dst + lo).update(from: src + lo + dj - pw, count: hi - lo) }
-                            if hi < wo { (dst + Swift.max(hi, 0)).initialize(repeating: 0, count: wo - Swift.max(hi, 0)) }
-                        } else {
-                            for j in 0..<wo {
-                                let xx = j * sw + dj - pw
-                                dst[j] = (xx >= 0 && xx < w) ? src[xx] : 0
-                            }
+                        for j in 0..<wo {
+                            let xx = j * sw + dj - pw
+                            dst[j] = (xx >= 0 && xx < w) ? src[xx] : 0
                         }
                     }
                 }
@@ -470,38 +506,44 @@ struct ConvGeometry {
     }
 
     /// Writes the input gradient of one sample from its column-matrix gradient (the transpose
-    /// of im2col: every column entry adds onto the input pixel it was copied from).
+    /// of im2col: every column entry adds onto the input pixel it was copied from). `cols` is
+    /// scratch and is modified.
     ///
     /// When the stride is 1 and the output has the input's size (“same” padding), the centre
     /// tap (ph, pw) maps every output position onto a distinct input pixel covering them all,
     /// so it is written first (no zeroing pass) and the other taps add onto it.
-    func col2im(_ cols: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
-        let centreCovers = sh == 1 && sw == 1 && ho == h && wo == w && ph < kh && pw < kw
+    func col2im(_ cols: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
+        let centreCovers = flatShifts && ho == h && ph < kh && pw < kw
         if !centreCovers { dx.initialize(repeating: 0, count: c * h * w) }
         for ci in 0..<c {
+            let plane = dx + ci * h * w
             if centreCovers {
-                (dx + ci * h * w).update(from: cols + ((ci * kh + ph) * kw + pw) * hw, count: h * w)
+                plane.update(from: cols + ((ci * kh + ph) * kw + pw) * hw, count: h * w)
             }
             for di in 0..<kh {
                 for dj in 0..<kw {
                     if centreCovers && di == ph && dj == pw { continue }
                     let row = cols + ((ci * kh + di) * kw + dj) * hw
+                    if flatShifts {
+                        // Entries that map outside the input are dropped: zero them, then add
+                        // the tap row onto the plane in one flat, vectorised pass.
+                        let (i0, i1, offset, dxShift) = tapGeometry(di, dj)
+                        zeroWrapped(row, i0, i1, dxShift)
+                        let t0 = Swift.max(i0 * w, -offset), t1 = Swift.min(i1 * w, h * w - offset)
+                        if t1 > t0 {
+                            let d = plane + t0 + offset, src = row + t0
+                            for t in 0..<(t1 - t0) { d[t] += src[t] }
+                        }
+                        continue
+                    }
                     for i in 0..<ho {
                         let y = i * sh + di - ph
                         if y < 0 || y >= h { continue }
-                        let dst = dx + (ci * h + y) * w
+                        let dst = plane + y * w
                         let src = row + i * wo
-                        if sw == 1 {
-                            let lo = Swift.max(0, pw - dj), hi = Swift.min(wo, w + pw - dj)
-                            if hi > lo {
-                                let d = dst + lo + dj - pw, s = src + lo
-                                for j in 0..<(hi - lo) { d[j] += s[j] }
-                            }
-                        } else {
-                            for j in 0..<wo {
-                                let xx = j * sw + dj - pw
-                                if xx >= 0 && xx < w { dst[xx] += src[j] }
-                            }
+                        for j in 0..<wo {
+                            let xx = j * sw + dj - pw
+                            if xx >= 0 && xx < w { dst[xx] += src[j] }
                         }
                     }
                 }

@@ -117,3 +117,38 @@ final class OpValueTests: XCTestCase {
         XCTAssertEqual(y.sum().item, Float((0..<n).map { Double($0 % 1000) }.reduce(0, +)), accuracy: 1)
     }
 }
+
+extension OpValueTests {
+    /// Direct 7-loop convolution as the reference for im2col + GEMM, over many geometries
+    /// (the flat-shift paths for stride 1 and the general path).
+    func testConv2dMatchesDirectLoopsOverGeometries() {
+        var seed: UInt64 = 100
+        for (kh, kw) in [(1, 1), (3, 3), (2, 3), (3, 1)] {
+            for (ph, pw) in [(0, 0), (1, 1), (0, 1), (2, 1)] where ph < kh + 1 && pw < kw + 1 {
+                for (sh, sw) in [(1, 1), (2, 1), (2, 2)] {
+                    seed += 1
+                    let (n, c, h, w, o) = (2, 2, 5, 6, 3)
+                    let ho = (h + 2 * ph - kh) / sh + 1, wo = (w + 2 * pw - kw) / sw + 1
+                    let x = randomTensor([n, c, h, w], seed: seed), wt = randomTensor([o, c, kh, kw], seed: seed + 1000)
+                    let y = Tensor.conv2d(x, weight: wt, stride: (sh, sw), padding: (ph, pw))
+                    XCTAssertEqual(y.shape, [n, o, ho, wo])
+                    var ref = [Float](repeating: 0, count: n * o * ho * wo)
+                    for s in 0..<n { for oc in 0..<o { for i in 0..<ho { for j in 0..<wo {
+                        var acc: Float = 0
+                        for ci in 0..<c { for di in 0..<kh { for dj in 0..<kw {
+                            let yy = i * sh + di - ph, xx = j * sw + dj - pw
+                            if yy >= 0 && yy < h && xx >= 0 && xx < w {
+                                acc += x.scalars[((s * c + ci) * h + yy) * w + xx] * wt.scalars[((oc * c + ci) * kh + di) * kw + dj]
+                            }
+                        } } }
+                        ref[((s * o + oc) * ho + i) * wo + j] = acc
+                    } } } }
+                    assertClose(y.scalars, ref, accuracy: 1e-5)
+                    if sh == 1 && sw == 1 {
+                        checkGradients([x, wt]) { Tensor.conv2d($0[0], weight: $0[1], padding: (ph, pw)) }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import QForgeTensor
 extension OpType {
     /// How many inputs a node of this op takes (ONNX / QONNX signatures; see `OpType`).
     public var inputCount: ClosedRange<Int> {

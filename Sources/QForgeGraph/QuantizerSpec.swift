@@ -1,3 +1,4 @@
+import QForgeTensor
 import Foundation
 
 /// How a quantizer maps a real number to an integer code, with QONNX IntQuant semantics:
@@ -157,37 +158,9 @@ public struct QuantizerSpec: Codable, Equatable, Sendable {
     }
 }
 
-/// QONNX rounding modes (raw values are QONNX's names).
-///
-/// | x | ROUND | HALF_UP | HALF_DOWN | FLOOR | CEIL | DOWN | UP |
-/// |---|-------|---------|-----------|-------|------|------|----|
-/// | 2.5 | 2 | 3 | 2 | 2 | 3 | 2 | 3 |
-/// | −2.5 | −2 | −3 | −2 | −3 | −2 | −2 | −3 |
-/// | 1.6 | 2 | 2 | 2 | 1 | 2 | 1 | 2 |
-/// | −1.1 | −1 | −1 | −1 | −2 | −1 | −1 | −2 |
-public enum RoundingMode: String, Codable, CaseIterable, Sendable {
-    /// Nearest, ties to even (numpy `round`; QONNX also calls it HALF_EVEN).
-    case round = "ROUND"
-    /// Nearest, ties away from zero.
-    case halfUp = "HALF_UP"
-    /// Nearest, ties toward zero.
-    case halfDown = "HALF_DOWN"
-    /// Toward −∞.
-    case floor = "FLOOR"
-    /// Toward +∞.
-    case ceil = "CEIL"
-    /// Toward zero (truncation).
-    case down = "DOWN"
-    /// Away from zero.
-    case up = "UP"
-
-    /// Parses a QONNX `rounding_mode`: case-insensitive, with HALF_EVEN as ROUND.
-    public init?(qonnxName: String) {
-        let upper = qonnxName.uppercased()
-        if upper == "HALF_EVEN" { self = .round; return }
-        self.init(rawValue: upper)
-    }
-
+// RoundingMode is defined with the fake-quantize op in QForgeTensor; the graph stores it by its
+// QONNX name.
+extension RoundingMode: Codable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         let raw = try c.decode(String.self)
@@ -198,19 +171,8 @@ public enum RoundingMode: String, Codable, CaseIterable, Sendable {
         self = mode
     }
 
-    /// Rounds `x` to an integral value in this mode (NaN and ±∞ pass through).
-    public func apply(_ x: Float) -> Float {
-        switch self {
-        case .round: return x.rounded(.toNearestOrEven)
-        case .halfUp: return x.rounded(.toNearestOrAwayFromZero)
-        case .halfDown:
-            let truncated = x.rounded(.towardZero)
-            // x − trunc(x) is exact, so the tie test is exact for every Float.
-            return abs(x - truncated) == 0.5 ? truncated : x.rounded(.toNearestOrEven)
-        case .floor: return x.rounded(.down)
-        case .ceil: return x.rounded(.up)
-        case .down: return x.rounded(.towardZero)
-        case .up: return x.rounded(.awayFromZero)
-        }
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(rawValue)
     }
 }

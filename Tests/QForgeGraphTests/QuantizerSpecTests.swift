@@ -1,5 +1,6 @@
 import Foundation
 import QForgeGraph
+import QForgeTensor
 import TestSupport
 import XCTest
 

@@ -130,8 +130,9 @@ public enum GEMM {
         }
     }
 
-    /// The portable kernel: packs op(B) row-panels so the inner loop is a contiguous
-    /// multiply-add over n, which the compiler vectorises.
+    /// The portable kernel (single-threaded; `sgemm` splits large products over the cores):
+    /// packs op(B) into a contiguous k×n matrix so the inner loop is a contiguous multiply-add
+    /// over n, which the compiler vectorises.
     public static func portableSgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -141,23 +142,20 @@ public enum GEMM {
         for p in 0..<k {
             for j in 0..<n { bp[p * n + j] = transB ? b[j * ldb + p] : b[p * ldb + j] }
         }
-        do {
-            let rows = 0..<m
-            let acc = UnsafeMutablePointer<Float>.allocate(capacity: n)
-            defer { acc.deallocate() }
-            for i in rows {
-                acc.initialize(repeating: 0, count: n)
-                for p in 0..<k {
-                    let av = transA ? a[p * lda + i] : a[i * lda + p]
-                    let row = bp + p * n
-                    for j in 0..<n { acc[j] += av * row[j] }
-                }
-                let crow = c + i * ldc
-                if beta == 0 {
-                    for j in 0..<n { crow[j] = alpha * acc[j] }
-                } else {
-                    for j in 0..<n { crow[j] = alpha * acc[j] + beta * crow[j] }
-                }
+        let acc = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { acc.deallocate() }
+        for i in 0..<m {
+            acc.initialize(repeating: 0, count: n)
+            for p in 0..<k {
+                let av = transA ? a[p * lda + i] : a[i * lda + p]
+                let row = bp + p * n
+                for j in 0..<n { acc[j] += av * row[j] }
+            }
+            let crow = c + i * ldc
+            if beta == 0 {
+                for j in 0..<n { crow[j] = alpha * acc[j] }
+            } else {
+                for j in 0..<n { crow[j] = alpha * acc[j] + beta * crow[j] }
             }
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import QForgeData
+import TestSupport
 import XCTest
 
 /// Bad input to the real `qforge` binary: each case must exit non-zero with exactly one line on

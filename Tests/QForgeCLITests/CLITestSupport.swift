@@ -28,34 +28,6 @@ func qforgeBinary() throws -> String {
     throw XCTSkip("qforge binary not found next to the test bundle (looked in \(directories)); build it with swift build")
 }
 
-/// A fresh temporary directory, removed when the object goes away.
-final class TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        path = (NSTemporaryDirectory() as NSString).appendingPathComponent("qforge-cli-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    /// The absolute path of `name` inside the directory.
-    func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
-
-    @discardableResult
-    func write(_ name: String, _ bytes: [UInt8]) throws -> String {
-        let p = file(name)
-        try FileManager.default.createDirectory(atPath: (p as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(bytes).write(to: URL(fileURLWithPath: p))
-        return p
-    }
-
-    @discardableResult
-    func write(_ name: String, text: String) throws -> String { try write(name, Array(text.utf8)) }
-
-    func bytes(_ name: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: URL(fileURLWithPath: file(name)))) }
-}
-
 /// What a run of `qforge` did.
 struct CLIResult: CustomStringConvertible {
     var arguments: [String]

@@ -13,7 +13,7 @@ extension Model {
     static let metaInputScaler = "qforge.input_scaler", metaTargetScaler = "qforge.target_scaler"
 
     /// The model as a graph plus its tensors (parameters and BatchNorm statistics).
-    public func lowered() -> (graph: Graph, tensors: [String: Tensor]) {
+    public func lowered() throws -> (graph: Graph, tensors: [String: Tensor]) {
         var nodes: [Node] = []
         var tensors: [String: Tensor] = [:]
         for (path, t) in namedTensors { tensors[path] = t }
@@ -51,7 +51,7 @@ extension Model {
             case let .dropout(p):
                 nodes.append(Node(name: name, op: .dropout, inputs: [current], outputs: [out], attributes: ["ratio": .float(p)]))
             case .sequential:
-                preconditionFailure("nested Sequential layers are flattened before lowering")
+                throw ModelError.notAChain(reason: "layers[\(i)] is a nested Sequential; list its layers in the outer one")
             }
             current = out
             shape = outShape
@@ -70,7 +70,7 @@ extension Model {
 
     /// Saves as a QForge model file (safetensors + graph).
     public func save(to path: String) throws {
-        let (graph, tensors) = lowered()
+        let (graph, tensors) = try lowered()
         try ModelFile.save(graph: graph, tensors: tensors, to: path)
     }
 

@@ -138,3 +138,15 @@ extension ModelTests {
         XCTAssertGreaterThan(tiny * 2, 0)
     }
 }
+
+extension ModelTests {
+    func testNestedSequentialCannotBeSavedAndSaysWhy() throws {
+        var rng = SeededRandom(seed: 0)
+        let m = Model(name: "nested", network: Sequential([Sequential([Dense(2, 2, rng: &rng)]), ReLU()]), inputShape: [2], task: .classification)
+        let path = dir + "/nested.safetensors"
+        XCTAssertThrowsError(try m.save(to: path)) {
+            XCTAssertEqual("\($0)", "graph is not a layer chain QForge can train: layers[0] is a nested Sequential; list its layers in the outer one")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+    }
+}

@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "QForgeGraph", targets: ["QForgeGraph"]),
         .library(name: "QForgeData", targets: ["QForgeData"]),
         .library(name: "QForgeNN", targets: ["QForgeNN"]),
+        .library(name: "QForgeQuant", targets: ["QForgeQuant"]),
         .executable(name: "qforge", targets: ["qforge"]),
     ],
     dependencies: [
@@ -28,8 +29,9 @@ let package = Package(
         .target(name: "QForgeGraph", dependencies: ["QForgeTensor"]),
         .target(name: "QForgeData", dependencies: ["QForgeTensor"]),
         .target(name: "QForgeNN", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "Yams"]),
+        .target(name: "QForgeQuant", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN"]),
         .executableTarget(name: "qforge", dependencies: [
-            "QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN",
+            "QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN", "QForgeQuant",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["QForgeTensor"], path: "Tests/TestSupport"),
@@ -37,6 +39,7 @@ let package = Package(
         .testTarget(name: "QForgeGraphTests", dependencies: ["QForgeGraph", "TestSupport"]),
         .testTarget(name: "QForgeDataTests", dependencies: ["QForgeData", "TestSupport"]),
         .testTarget(name: "QForgeNNTests", dependencies: ["QForgeNN", "TestSupport"]),
+        .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "TestSupport"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.
         .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeData", "TestSupport"]),
         // Trains real models; each test skips itself in debug builds. Run with

@@ -49,8 +49,9 @@ public protocol Layer {
     var namedParameters: [(String, Parameter)] { get }
     /// Saved non-trainable state (`running_mean`, ...).
     var namedBuffers: [(String, StateBuffer)] { get }
-    /// The serialisable description of this layer.
-    var spec: LayerSpec { get }
+    /// The serialisable description of this layer; nil for layers a float model file cannot
+    /// describe (the quantized layers of QForgeQuant, until their graph lowering lands).
+    var spec: LayerSpec? { get }
     /// The output feature shape (without batch) for a given input feature shape.
     func outputShape(for input: [Int]) throws -> [Int]
 }
@@ -101,7 +102,7 @@ public struct Dense: Layer {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
 
-    public var spec: LayerSpec { .dense(inputs: inputs, outputs: outputs, bias: bias != nil) }
+    public var spec: LayerSpec? { .dense(inputs: inputs, outputs: outputs, bias: bias != nil) }
 
     public func outputShape(for input: [Int]) throws -> [Int] {
         let n = input.reduce(1, *)
@@ -147,7 +148,7 @@ public struct Conv2d: Layer {
         [("weight", weight)] + (bias.map { [("bias", $0)] } ?? [])
     }
 
-    public var spec: LayerSpec {
+    public var spec: LayerSpec? {
         .conv2d(inChannels: inChannels, outChannels: outChannels, kernel: kernel, stride: stride, padding: padding, bias: bias != nil)
     }
 
@@ -215,7 +216,7 @@ public struct BatchNorm: Layer {
 
     public var namedParameters: [(String, Parameter)] { [("weight", gamma), ("bias", beta)] }
     public var namedBuffers: [(String, StateBuffer)] { [("running_mean", runningMean), ("running_var", runningVariance)] }
-    public var spec: LayerSpec { .batchNorm(features: features, momentum: momentum, epsilon: epsilon) }
+    public var spec: LayerSpec? { .batchNorm(features: features, momentum: momentum, epsilon: epsilon) }
 
     public func outputShape(for input: [Int]) throws -> [Int] {
         guard !input.isEmpty, input[0] == features else { throw ModelError.sizeMismatch(layer: "BatchNorm", expected: features, got: input) }
@@ -226,21 +227,21 @@ public struct BatchNorm: Layer {
 public struct ReLU: Layer {
     public init() {}
     public func callAsFunction(_ x: Tensor) -> Tensor { x.relu() }
-    public var spec: LayerSpec { .relu }
+    public var spec: LayerSpec? { .relu }
     public func outputShape(for input: [Int]) throws -> [Int] { input }
 }
 
 public struct Sigmoid: Layer {
     public init() {}
     public func callAsFunction(_ x: Tensor) -> Tensor { x.sigmoid() }
-    public var spec: LayerSpec { .sigmoid }
+    public var spec: LayerSpec? { .sigmoid }
     public func outputShape(for input: [Int]) throws -> [Int] { input }
 }
 
 public struct Tanh: Layer {
     public init() {}
     public func callAsFunction(_ x: Tensor) -> Tensor { x.tanh() }
-    public var spec: LayerSpec { .tanh }
+    public var spec: LayerSpec? { .tanh }
     public func outputShape(for input: [Int]) throws -> [Int] { input }
 }
 
@@ -255,7 +256,7 @@ public struct MaxPool2d: Layer {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { x.maxPool2d(kernel: (kernel, kernel), stride: (stride, stride)) }
-    public var spec: LayerSpec { .maxPool2d(kernel: kernel, stride: stride) }
+    public var spec: LayerSpec? { .maxPool2d(kernel: kernel, stride: stride) }
 
     public func outputShape(for input: [Int]) throws -> [Int] {
         guard input.count == 3 else { throw ModelError.badInputRank(layer: "MaxPool2d", expected: "[C, H, W]", got: input) }
@@ -277,7 +278,7 @@ public struct Dropout: Layer {
         LayerContext.phase == .training ? x.dropout(probability: probability, rng: &LayerContext.rng) : x
     }
 
-    public var spec: LayerSpec { .dropout(probability: probability) }
+    public var spec: LayerSpec? { .dropout(probability: probability) }
     public func outputShape(for input: [Int]) throws -> [Int] { input }
 }
 
@@ -285,7 +286,7 @@ public struct Dropout: Layer {
 public struct Flatten: Layer {
     public init() {}
     public func callAsFunction(_ x: Tensor) -> Tensor { x.flattened() }
-    public var spec: LayerSpec { .flatten }
+    public var spec: LayerSpec? { .flatten }
     public func outputShape(for input: [Int]) throws -> [Int] { [input.reduce(1, *)] }
 }
 
@@ -319,7 +320,10 @@ public struct Sequential: Layer {
         layers.enumerated().flatMap { i, l in l.namedBuffers.map { ("layers.\(i).\($0.0)", $0.1) } }
     }
 
-    public var spec: LayerSpec { .sequential(layers.map(\.spec)) }
+    public var spec: LayerSpec? {
+        let specs = layers.compactMap(\.spec)
+        return specs.count == layers.count ? .sequential(specs) : nil
+    }
 
     public func outputShape(for input: [Int]) throws -> [Int] {
         var s = input

@@ -23,7 +23,10 @@ extension Model {
             let name = "layers.\(i)"
             let out = name + ".out"
             let outShape = (try? layer.outputShape(for: shape)) ?? shape
-            switch layer.spec {
+            guard let spec = layer.spec else {
+                throw ModelError.notAChain(reason: "layers[\(i)] (\(type(of: layer))) cannot be saved in a float model file")
+            }
+            switch spec {
             case let .dense(_, _, bias):
                 if shape.count > 1 {
                     // Dense flattens its input; the graph says so explicitly.

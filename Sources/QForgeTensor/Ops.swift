@@ -162,6 +162,17 @@ extension Tensor {
         return Tensor.record(map { $0 * $0 }, [self]) { g in [Tensor.zipMap(g, x) { 2 * $0 * $1 }] }
     }
 
+    /// 2^x.
+    public func exp2() -> Tensor {
+        let y = map { Foundation.exp2($0) }
+        return Tensor.record(y, [self]) { g in [Tensor.zipMap(g, y) { $0 * $1 * 0.693_147_2 }] }
+    }
+
+    /// Round half to even in the forward pass, identity in the backward pass (straight-through).
+    public func roundedSTE() -> Tensor {
+        Tensor.record(map { $0.rounded(.toNearestOrEven) }, [self]) { g in [g] }
+    }
+
     public func relu() -> Tensor {
         // Written out (not through `map`) so the loops vectorise: relu runs on the largest
         // activations of every network.

@@ -1,0 +1,70 @@
+import Foundation
+import QForgeNN
+import QForgeTensor
+
+/// Which layers get which quantizers.
+///
+/// Every Dense and Conv2d gets `weights`, every ReLU becomes a QuantReLU with `activations`,
+/// and an input quantizer (`input`, 8-bit unsigned by default) goes in front. `overrides`
+/// replaces the weight or activation width of single layers by their dotted path in the float
+/// model (`layers.3`), for mixed precision. BatchNorm, pooling and the rest stay float.
+public struct QuantPolicy: Sendable {
+    public var weights: QuantizerSettings
+    public var activations: QuantizerSettings
+    public var input: QuantizerSettings?
+    public var weightBits: [String: Int]
+    public var activationBits: [String: Int]
+
+    public init(weights: QuantizerSettings, activations: QuantizerSettings,
+                input: QuantizerSettings? = QuantizerSettings.activations(bits: 8),
+                weightBits: [String: Int] = [:], activationBits: [String: Int] = [:]) {
+        self.weights = weights; self.activations = activations; self.input = input
+        self.weightBits = weightBits; self.activationBits = activationBits
+    }
+
+    /// The anchors' recipe: `wbits`-bit signed narrow per-tensor weights from max|w|,
+    /// `abits`-bit unsigned learned activations, 8-bit unsigned input.
+    public static func uniform(weightBits: Int, activationBits: Int, perChannel: Bool = false, powerOfTwo: Bool = false) -> QuantPolicy {
+        QuantPolicy(weights: .weights(bits: weightBits, perChannel: perChannel, powerOfTwo: powerOfTwo),
+                    activations: .activations(bits: activationBits, powerOfTwo: powerOfTwo),
+                    input: .activations(bits: 8, powerOfTwo: powerOfTwo))
+    }
+}
+
+/// Swaps a float model's layers for quantized ones by the policy. The quantized layers share
+/// the float layers' parameters (quantization-aware training starts from the float weights).
+public func quantize(_ model: Model, policy: QuantPolicy) throws -> Model {
+    let paths = model.network.layers.indices.map { "layers.\($0)" }
+    for path in Set(policy.weightBits.keys).union(policy.activationBits.keys) where !paths.contains(path) {
+        throw QuantError.unknownLayer(path: path, known: paths)
+    }
+    var layers: [any Layer] = []
+    if let input = policy.input {
+        try input.validate("input quantizer")
+        layers.append(QuantIdentity(input))
+    }
+    for (i, layer) in model.network.layers.enumerated() {
+        let path = paths[i]
+        var w = policy.weights, a = policy.activations
+        if let b = policy.weightBits[path] { w.bitWidth = b }
+        if let b = policy.activationBits[path] { a.bitWidth = b }
+        switch layer {
+        case let d as Dense:
+            try w.validate("\(path) weights")
+            layers.append(QuantDense(d, weights: w))
+        case let c as Conv2d:
+            try w.validate("\(path) weights")
+            layers.append(QuantConv2d(c, weights: w))
+        case is ReLU:
+            try a.validate("\(path) activations")
+            layers.append(QuantReLU(a))
+        case is QuantizedLayer:
+            throw QuantError.unsupported("\(path) is already quantized")
+        default:
+            layers.append(layer)
+        }
+    }
+    var q = model
+    q.network = Sequential(layers)
+    return q
+}

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QForgeData
 import QForgeNN
+import QForgeQuant
 import QForgeTensor
 
 struct Bench: ParsableCommand {
@@ -28,9 +29,16 @@ struct BenchTrain: ParsableCommand {
     @Option(name: [.customLong("data-path"), .customLong("data-dir")], help: "Fashion-MNIST directory.")
     var dataPath: String?
 
+    @Option(help: "Quantization-aware training: weight bit width (with --abits).")
+    var wbits: Int?
+
+    @Option(help: "Quantization-aware training: activation bit width (with --wbits).")
+    var abits: Int?
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if (wbits == nil) != (abits == nil) { throw ValidationError("give --wbits and --abits together") }
         if batches < 0 || repeats <= 0 || batch <= 0 { throw ValidationError("--batches, --repeats and --batch must be positive") }
     }
 
@@ -44,6 +52,7 @@ struct BenchTrain: ParsableCommand {
         let train = try FashionMNIST.load(.train, directory: dataPath)
         for name in preset.split(separator: ",").map(String.init) {
             var model = try Model(Presets.description(name), seed: 0)
+            if let wbits, let abits { model = try quantize(model, policy: .uniform(weightBits: wbits, activationBits: abits)) }
             let perWindow = batches > 0 ? batches : (name == "cnn" ? 50 : 200)
             var rates: [Double] = []
             let window = TrainingOptions(epochs: 1, batchSize: batch, seed: 0, maxBatchesPerEpoch: perWindow, evaluateEachEpoch: false)
@@ -54,8 +63,9 @@ struct BenchTrain: ParsableCommand {
             rates.sort()
             let median = rates[rates.count / 2]
             let flops = trainingFLOPsPerSample(model)
-            print(String(format: "%@: %.0f samples/s float training (median of %d windows of %d batches of %d; min %.0f, max %.0f); ≈ %.1f GFLOP/s in the network",
-                         name, median, rates.count, perWindow, batch, rates.first!, rates.last!, median * flops / 1e9))
+            let kind = wbits.map { "QAT w\($0)a\(abits!)" } ?? "float"
+            print(String(format: "%@: %.0f samples/s %@ training (median of %d windows of %d batches of %d; min %.0f, max %.0f); ≈ %.1f GFLOP/s in the network",
+                         name, median, kind, rates.count, perWindow, batch, rates.first!, rates.last!, median * flops / 1e9))
             results["\(name)_train_samples_per_second"] = median
         }
         if output.json {
@@ -71,8 +81,10 @@ func trainingFLOPsPerSample(_ m: Model) -> Double {
     var macs = 0.0
     for layer in m.network.layers {
         let out = (try? layer.outputShape(for: shape)) ?? shape
-        if let d = layer as? Dense { macs += Double(d.inputs * d.outputs) }
-        if let c = layer as? Conv2d { macs += Double(c.inChannels * c.kernel * c.kernel) * Double(out.reduce(1, *)) }
+        if let d = (layer as? Dense) ?? (layer as? QuantDense)?.dense { macs += Double(d.inputs * d.outputs) }
+        if let c = (layer as? Conv2d) ?? (layer as? QuantConv2d)?.conv {
+            macs += Double(c.inChannels * c.kernel * c.kernel) * Double(out.reduce(1, *))
+        }
         shape = out
     }
     return macs * 2 * 3

@@ -88,6 +88,9 @@ extension Tensor {
     ///   gradient without LSQ's extra scaling, which belongs to the training policy);
     /// - zero point: 0 inside the range, −g·scale where clamped.
     public func fakeQuantized(scale: Tensor, zeroPoint: Tensor, grid: IntQuantGrid) -> Tensor {
+        if let blocks = quantBlocks(scale: scale, zeroPoint: zeroPoint) {
+            return fakeQuantizedBlocks(scale: scale, zeroPoint: zeroPoint, grid: grid, blocks: blocks)
+        }
         guard let outShape = broadcastShape(shape, scale.shape), outShape == shape,
               broadcastShape(shape, zeroPoint.shape) == shape else {
             preconditionFailure("fakeQuantized: scale \(scale.shape) / zero point \(zeroPoint.shape) do not broadcast to \(shape)")
@@ -127,6 +130,69 @@ extension Tensor {
         }
     }
 
+    /// When scale and zero point are each one value, or one per index of axis 0 (per output
+    /// channel), the tensor splits into that many contiguous blocks with constant parameters.
+    func quantBlocks(scale: Tensor, zeroPoint: Tensor) -> Int? {
+        let c = Swift.max(scale.count, zeroPoint.count)
+        func fits(_ t: Tensor) -> Bool {
+            t.count == 1 || (rank > 0 && t.count == shape[0] && t.shape.first == shape[0] && t.shape.dropFirst().allSatisfy { $0 == 1 }
+                             && t.rank <= rank)
+        }
+        guard count > 0, fits(scale), fits(zeroPoint), c == 1 || (rank > 0 && c == shape[0]) else { return nil }
+        return c
+    }
+
+    /// `fakeQuantized` over constant-parameter blocks, 16 lanes at a time: the path QAT takes
+    /// for per-tensor and per-channel quantizers. Same values and gradients as the general path.
+    func fakeQuantizedBlocks(scale: Tensor, zeroPoint: Tensor, grid: IntQuantGrid, blocks: Int) -> Tensor {
+        let lo = Float(grid.minInt), hi = Float(grid.maxInt), mode = grid.rounding
+        let per = count / blocks
+        let xd = detached, sd = scale.detached, zd = zeroPoint.detached
+        @inline(__always) func params(_ b: Int) -> (Float, Float) {
+            (sd.storage.pointer[sd.count == 1 ? 0 : b], zd.storage.pointer[zd.count == 1 ? 0 : b])
+        }
+        let y = Tensor(shape: shape) { out in
+            let px = xd.storage.pointer, po = out.baseAddress!
+            Parallel.forRange(count) { r in
+                var i = r.lowerBound
+                while i < r.upperBound {
+                    let b = i / per, end = Swift.min(r.upperBound, (b + 1) * per)
+                    let (sc, z) = params(b)
+                    QuantKernel.forward(px + i, po + i, end - i, scale: sc, zero: z, lo: lo, hi: hi, mode: mode)
+                    i = end
+                }
+            }
+        }
+        let needS = scale.requiresGradient, needZ = zeroPoint.requiresGradient
+        return Tensor.record(y, [self, scale, zeroPoint]) { g in
+            let pg = g.storage.pointer, px = xd.storage.pointer
+            let gx = TensorStorage(count: g.count)
+            // Per-block sums of the scale and zero-point gradients, per worker range.
+            var gs = [Double](repeating: 0, count: blocks), gz = [Double](repeating: 0, count: blocks)
+            let lock = NSLock()
+            Parallel.forRange(count) { r in
+                var localS = [Int: Double](), localZ = [Int: Double]()
+                var i = r.lowerBound
+                while i < r.upperBound {
+                    let b = i / per, end = Swift.min(r.upperBound, (b + 1) * per)
+                    let (sc, z) = params(b)
+                    let (ds, dz) = QuantKernel.backward(px + i, pg + i, gx.pointer + i, end - i, scale: sc, zero: z, lo: lo, hi: hi,
+                                                        mode: mode, wantScale: needS, wantZero: needZ)
+                    localS[b, default: 0] += ds
+                    localZ[b, default: 0] += dz
+                    i = end
+                }
+                lock.lock()
+                for (b, v) in localS { gs[b] += v }
+                for (b, v) in localZ { gz[b] += v }
+                lock.unlock()
+            }
+            return [Tensor(shape: xd.shape, storage: gx),
+                    needS ? Tensor(shape: sd.shape, scalars: sd.count == 1 ? [Float(gs.reduce(0, +))] : gs.map { Float($0) }) : nil,
+                    needZ ? Tensor(shape: zd.shape, scalars: zd.count == 1 ? [Float(gz.reduce(0, +))] : gz.map { Float($0) }) : nil]
+        }
+    }
+
     /// The integers q = clamp(round(x / scale + zeroPoint), minInt, maxInt) of `fakeQuantized`
     /// (the values an integer model stores), with the same broadcasting.
     public func quantizedIntegers(scale: Tensor, zeroPoint: Tensor, grid: IntQuantGrid) -> [Int] {
@@ -142,5 +208,78 @@ extension Tensor {
             }
         }
         return result
+    }
+}
+
+/// The elementwise IntQuant kernels on one block with constant scale and zero point.
+enum QuantKernel {
+    @inline(__always)
+    static func roundVector(_ v: SIMD16<Float>, _ mode: RoundingMode) -> SIMD16<Float>? {
+        switch mode {
+        case .round: return v.rounded(.toNearestOrEven)
+        case .halfUp: return v.rounded(.toNearestOrAwayFromZero)
+        case .floor: return v.rounded(.down)
+        case .ceil: return v.rounded(.up)
+        case .down: return v.rounded(.towardZero)
+        case .up: return v.rounded(.awayFromZero)
+        case .halfDown: return nil
+        }
+    }
+
+    static func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int,
+                        scale: Float, zero: Float, lo: Float, hi: Float, mode: RoundingMode) {
+        var i = 0
+        if mode != .halfDown {
+            let s = SIMD16<Float>(repeating: scale), z = SIMD16<Float>(repeating: zero)
+            let vlo = SIMD16<Float>(repeating: lo), vhi = SIMD16<Float>(repeating: hi)
+            while i + 16 <= n {
+                let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self) / s + z
+                let q = roundVector(v, mode)!.clamped(lowerBound: vlo, upperBound: vhi)
+                UnsafeMutableRawPointer(y + i).storeBytes(of: (q - z) * s, as: SIMD16<Float>.self)
+                i += 16
+            }
+        }
+        while i < n {
+            let q = Swift.min(Swift.max(mode.apply(x[i] / scale + zero), lo), hi)
+            y[i] = (q - zero) * scale
+            i += 1
+        }
+    }
+
+    /// Writes the x gradient; returns Σ of the scale and zero-point gradients over the block.
+    static func backward(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>, _ n: Int,
+                         scale: Float, zero: Float, lo: Float, hi: Float, mode: RoundingMode,
+                         wantScale: Bool, wantZero: Bool) -> (Double, Double) {
+        var sumS: Float = 0, sumZ: Float = 0
+        var accS = SIMD16<Float>(repeating: 0), accZ = SIMD16<Float>(repeating: 0)
+        var i = 0
+        if mode != .halfDown {
+            let s = SIMD16<Float>(repeating: scale), z = SIMD16<Float>(repeating: zero), zeroV = SIMD16<Float>(repeating: 0)
+            let vlo = SIMD16<Float>(repeating: lo), vhi = SIMD16<Float>(repeating: hi)
+            while i + 16 <= n {
+                let xv = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD16<Float>.self)
+                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD16<Float>.self)
+                let v = xv / s
+                let r = roundVector(v + z, mode)!
+                let inside = (r .>= vlo) .& (r .<= vhi)
+                UnsafeMutableRawPointer(gx + i).storeBytes(of: zeroV.replacing(with: gv, where: inside), as: SIMD16<Float>.self)
+                if wantScale {
+                    let clampedTerm = r.clamped(lowerBound: vlo, upperBound: vhi) - z
+                    accS += gv * clampedTerm.replacing(with: r - z - v, where: inside)
+                }
+                if wantZero { accZ += (-gv * s).replacing(with: zeroV, where: inside) }
+                i += 16
+            }
+            sumS = accS.sum(); sumZ = accZ.sum()
+        }
+        while i < n {
+            let v = x[i] / scale, r = mode.apply(v + zero)
+            let inside = r >= lo && r <= hi
+            gx[i] = inside ? g[i] : 0
+            if wantScale { sumS += g[i] * (inside ? r - zero - v : Swift.min(Swift.max(r, lo), hi) - zero) }
+            if wantZero { sumZ += inside ? 0 : -g[i] * scale }
+            i += 1
+        }
+        return (Double(sumS), Double(sumZ))
     }
 }

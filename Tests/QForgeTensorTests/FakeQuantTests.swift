@@ -121,3 +121,29 @@ final class FakeQuantTests: XCTestCase {
         XCTAssertEqual(tz.gradient!.item, -0.4, accuracy: 1e-6)  // −s for each of the two clamped entries
     }
 }
+
+extension FakeQuantTests {
+    /// The vectorised block path (per-tensor, per-channel on axis 0) against the general
+    /// broadcasting path on the transposed problem, for every rounding mode and with lengths
+    /// that are not multiples of the vector width.
+    func testBlockPathMatchesGeneralPath() {
+        for mode in RoundingMode.allCases {
+            let x = randomTensor([5, 37], seed: 7, low: -3, high: 3)
+            let s = Tensor(shape: [5, 1], scalars: [0.1, 0.25, 0.3, 0.05, 0.5]), z = Tensor(shape: [5, 1], scalars: [0, 1, -2, 3, 0])
+            let grid = IntQuantGrid(bitWidth: 4, signed: true, narrow: false, rounding: mode)
+            let seed = randomTensor([5, 37], seed: 8)
+            let (tx, ts, tz) = (x.trackingGradients(), s.trackingGradients(), z.trackingGradients())
+            let yBlock = tx.fakeQuantized(scale: ts, zeroPoint: tz, grid: grid)
+            yBlock.backward(seed: seed)
+            // Transposed: scale [1, 5] broadcasts along the last axis, which takes the general path.
+            let (ux, us, uz) = (x.T.trackingGradients(), s.reshaped(to: [1, 5]).trackingGradients(), z.reshaped(to: [1, 5]).trackingGradients())
+            let yGeneral = ux.fakeQuantized(scale: us, zeroPoint: uz, grid: grid)
+            yGeneral.backward(seed: seed.T)
+            XCTAssertEqual(yBlock.scalars, yGeneral.T.scalars, "\(mode)")
+            XCTAssertEqual(tx.gradient!.scalars, ux.gradient!.T.scalars, "\(mode)")
+            assertClose(ts.gradient!.scalars, us.gradient!.scalars, accuracy: 1e-4)
+            assertClose(tz.gradient!.scalars, uz.gradient!.scalars, accuracy: 1e-4)
+            XCTAssertEqual(yBlock.scalars.map { $0 }, x.fakeQuantized(scale: s, zeroPoint: z, grid: grid).scalars)
+        }
+    }
+}

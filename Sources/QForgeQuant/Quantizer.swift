@@ -141,7 +141,15 @@ public final class Quantizer {
     }
 
     func absMax(_ x: Tensor) -> [Float] {
-        perChannelValues(x) { p, n in var m: Float = 0; for i in 0..<n { m = Swift.max(m, abs(p[i])) }; return m }
+        perChannelValues(x) { p, n in
+            // |x| as bits: for non-NaN floats the order of (bits & 0x7fffffff) is the order of |x|,
+            // and an integer max-reduction vectorises where a Float one (NaN rules) does not.
+            var m: UInt32 = 0
+            p.withMemoryRebound(to: UInt32.self, capacity: n) { bits in
+                for i in 0..<n { let a = bits[i] & 0x7FFF_FFFF; m = a > m ? a : m }
+            }
+            return Float(bitPattern: m)
+        }
     }
 
     func absMean(_ x: Tensor) -> [Float] {

@@ -76,9 +76,9 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
 
 /// A fake quantizer in a network: QONNX IntQuant with a scale from statistics or learned.
 ///
-/// Learned scales start from data: over the first `calibrationBatches` training batches the
-/// scale follows the 99.99th percentile of |x| / maxInt (averaged), then it is trained with
-/// the LSQ gradient of `Tensor.fakeQuantized`. Power-of-two learned scales train log2(scale)
+/// Learned scales start from data: over the first `calibrationBatches` training batches (300,
+/// as Brevitas) the scale follows the 99.999th percentile of |x| / maxInt (averaged), then it
+/// is trained with the LSQ gradient of `Tensor.fakeQuantized`. Power-of-two learned scales train log2(scale)
 /// and round it with a straight-through estimator.
 public final class Quantizer {
     public let settings: QuantizerSettings
@@ -87,7 +87,7 @@ public final class Quantizer {
     public let calibrationBatches: Int
     public private(set) var batchesSeen = 0
 
-    public init(_ settings: QuantizerSettings, calibrationBatches: Int = 30) {
+    public init(_ settings: QuantizerSettings, calibrationBatches: Int = 300) {
         self.settings = settings
         self.calibrationBatches = calibrationBatches
         parameter = settings.source == .learned ? Parameter(Tensor(shape: [1], scalars: [settings.powerOfTwo ? 0 : 1])) : nil
@@ -129,10 +129,10 @@ public final class Quantizer {
         return x.fakeQuantized(scale: scale(for: x), zeroPoint: Tensor(shape: [1], scalars: [0]), grid: settings.grid)
     }
 
-    /// Moves the learned scale towards the 99.99th percentile of |x| / maxInt (running mean
+    /// Moves the learned scale towards the 99.999th percentile of |x| / maxInt (running mean
     /// over the calibration batches).
     func calibrate(_ x: Tensor) {
-        let p = percentileAbs(x, 0.9999) / maxInt
+        let p = percentileAbs(x, 0.99999) / maxInt
         guard p > 0, p.isFinite else { return }
         batchesSeen += 1
         let current = settings.powerOfTwo ? exp2f(parameter!.value.item) : parameter!.value.item

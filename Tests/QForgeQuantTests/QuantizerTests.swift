@@ -34,7 +34,7 @@ final class QuantizerTests: XCTestCase {
         let q = Quantizer(.activations(bits: 4), calibrationBatches: 2)
         let x = Tensor(shape: [1000], scalars: (0..<1000).map { Float($0) / 100 })  // |x| up to 9.99
         _ = LayerContext.with(.training) { q(x) }
-        // 99.99th percentile of 0…9.99 is 9.99; scale = 9.99 / 15.
+        // The 99.999th percentile of 0…9.99 is 9.99; scale = 9.99 / 15.
         XCTAssertEqual(q.parameter!.value.item, 9.99 / 15, accuracy: 1e-4)
         _ = LayerContext.with(.training) { q(x * 0.5) }
         XCTAssertEqual(q.parameter!.value.item, (9.99 / 15 + 4.995 / 15) / 2, accuracy: 1e-4)

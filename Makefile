@@ -21,13 +21,19 @@ SWIFT_FLAGS ?=
 #   zlib1g                 libz.so.1 (dlopened to read .gz data files)
 DEB_PACKAGES := libopenblas0-pthread dataset-fashion-mnist zlib1g
 
+# Python modules the interoperability tests use (from PyPI): numpy reads the .npy files QForge
+# writes, safetensors reads its model files.
+PY_MODULES := numpy safetensors
+
 RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing --filter QForgeReleaseTests
 
-.PHONY: all deps build release test test-debug test-release demo clean
+.PHONY: all deps debdeps pydeps build release test test-debug test-release demo clean
 
 all: build
 
-deps:
+deps: debdeps pydeps
+
+debdeps:
 	@if ! command -v dpkg >/dev/null 2>&1; then \
 		echo "make deps: dpkg not found (not a Debian-based system); make sure the equivalents of these are installed: $(DEB_PACKAGES)" >&2; \
 		exit 0; \
@@ -49,6 +55,18 @@ deps:
 	echo "make deps: installing $$missing"; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update && apt-get install -y --no-install-recommends $$missing
+
+pydeps:
+	@missing=""; \
+	for m in $(PY_MODULES); do python3 -c "import $$m" 2>/dev/null || missing="$$missing $$m"; done; \
+	missing="$${missing# }"; \
+	if [ -z "$$missing" ]; then echo "make deps: python modules present: $(PY_MODULES)"; exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "make deps: missing python modules: $$missing; install them with:  python3 -m pip install $$missing" >&2; \
+		exit 1; \
+	fi; \
+	echo "make deps: installing python modules $$missing"; \
+	python3 -m pip install --quiet $$missing
 
 build:
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)

@@ -25,7 +25,7 @@ func qforgeBinary() throws -> String {
             return candidate
         }
     }
-    throw XCTSkip("qforge binary not found next to the test bundle (looked in \(directories)); build it with swift build")
+    throw missingResource("qforge binary not found next to the test bundle (looked in \(directories)); build it with swift build")
 }
 
 /// What a run of `qforge` did.

@@ -10,13 +10,7 @@ final class FashionMNISTTests: XCTestCase {
     /// first test label 9, pixel sum of test image 0 = 33456.
     func testRealFiles() throws {
         let dir = FashionMNIST.defaultDirectory
-        guard FileManager.default.fileExists(atPath: dir) else {
-            if ProcessInfo.processInfo.environment["CI"] == nil {
-                throw XCTSkip("\(dir) not installed")
-            }
-            XCTFail("\(dir) missing on CI; install dataset-fashion-mnist")
-            return
-        }
+        try requireResource(FileManager.default.fileExists(atPath: dir), "\(dir) not installed; run 'make deps'")
         let (train, test) = try FashionMNIST.load(directory: dir)
         XCTAssertEqual(train.count, 60000)
         XCTAssertEqual(test.count, 10000)

@@ -110,7 +110,7 @@ final class NpyTests: XCTestCase {
     }
 
     func testNumpyReadsOurFiles() throws {
-        guard numpyAvailable else { throw XCTSkip("python3 with numpy not available") }
+        try requireResource(numpyAvailable, "python3 with numpy is not available; run 'make deps'")
         let dir = try TemporaryDirectory()
         let p = dir.file("ours.npy"), q = dir.file("ours-int.npy")
         try writeNpy(Tensor(shape: [2, 3], scalars: [1, 2.5, -3, 4, 5, 6]), to: p)
@@ -129,7 +129,7 @@ final class NpyTests: XCTestCase {
     }
 
     func testReadsFilesWrittenByNumpy() throws {
-        guard numpyAvailable else { throw XCTSkip("python3 with numpy not available") }
+        try requireResource(numpyAvailable, "python3 with numpy is not available; run 'make deps'")
         let dir = try TemporaryDirectory()
         let script = """
         import numpy as np, sys, os

@@ -25,7 +25,7 @@ let numpyAvailable: Bool = runCommand(["python3", "-c", "import numpy"]).status 
 /// is missing).
 func gzipFile(_ path: String, to destination: String) throws {
     let result = runCommand(["gzip", "-c", "-n", path])
-    guard result.status == 0 else { throw XCTSkip("gzip tool not available") }
+    try requireResource(result.status == 0, "the gzip tool is not available")
     try result.output.write(to: URL(fileURLWithPath: destination))
 }
 

@@ -478,7 +478,7 @@ final class SafetensorsCompatibilityTests: XCTestCase {
     /// Round trip through Python's `safetensors` when python3 has it (skipped otherwise):
     /// Python loads our file with `safetensors.numpy.load_file`, checks it, and writes its own.
     func testPythonSafetensorsReadsOurFile() throws {
-        guard Self.pythonHasSafetensors() else { throw XCTSkip("python3 with the safetensors module is not available") }
+        try requireResource(Self.pythonHasSafetensors(), "python3 with the safetensors module is not available; run 'make deps'")
         let dir = try makeTempDirectory(self)
         let ours = dir + "/ours.safetensors", theirs = dir + "/theirs.safetensors"
         let (graph, tensors) = sampleGraph()

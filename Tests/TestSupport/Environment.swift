@@ -24,10 +24,15 @@ public struct MissingTestResource: Error, CustomStringConvertible {
 /// it) and skips it elsewhere.
 public func requireResource(_ available: Bool, _ message: @autoclosure () -> String) throws {
     guard !available else { return }
+    throw missingResource(message())
+}
+
+/// The error for a missing resource: a failure in CI, a skip elsewhere.
+public func missingResource(_ message: String) -> Error {
     if isContinuousIntegration {
-        throw MissingTestResource(message: "\(message()) (CI is set, so this is a failure, not a skip)")
+        return MissingTestResource(message: "\(message) (CI is set, so this is a failure, not a skip)")
     }
-    throw XCTSkip(message())
+    return XCTSkip(message)
 }
 
 /// This thread's MXCSR (x86-64): the flush-to-zero and denormals-are-zero bits live there.

@@ -11,9 +11,10 @@ extension QuantizedLayer {
     /// Quantized layers are not described by the float `LayerSpec`.
     public var spec: LayerSpec? { nil }
 
-    /// Learned scales are parameters too, under `<quantizer>.scale`.
+    /// Learned scales are parameters too, under `<quantizer>.scale` (`<quantizer>.log2_scale`
+    /// for power-of-two scales, which train log2).
     func quantizerParameters() -> [(String, Parameter)] {
-        quantizers.compactMap { name, q in q.parameter.map { ("\(name).scale", $0) } }
+        quantizers.compactMap { name, q in q.parameter.map { ("\(name).\(q.settings.powerOfTwo ? "log2_scale" : "scale")", $0) } }
     }
 }
 
@@ -23,8 +24,12 @@ public struct QuantDense: QuantizedLayer {
     public let weightQuantizer: Quantizer
 
     public init(_ dense: Dense, weights: QuantizerSettings) {
+        self.init(dense, quantizer: Quantizer(weights))
+    }
+
+    public init(_ dense: Dense, quantizer: Quantizer) {
         self.dense = dense
-        weightQuantizer = Quantizer(weights)
+        weightQuantizer = quantizer
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
@@ -42,8 +47,12 @@ public struct QuantConv2d: QuantizedLayer {
     public let weightQuantizer: Quantizer
 
     public init(_ conv: Conv2d, weights: QuantizerSettings) {
+        self.init(conv, quantizer: Quantizer(weights))
+    }
+
+    public init(_ conv: Conv2d, quantizer: Quantizer) {
         self.conv = conv
-        weightQuantizer = Quantizer(weights)
+        weightQuantizer = quantizer
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
@@ -61,6 +70,7 @@ public struct QuantIdentity: QuantizedLayer {
     public let quantizer: Quantizer
 
     public init(_ settings: QuantizerSettings) { quantizer = Quantizer(settings) }
+    public init(quantizer: Quantizer) { self.quantizer = quantizer }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { quantizer(x) }
     public var quantizers: [(String, Quantizer)] { [("act_quant", quantizer)] }
@@ -73,6 +83,7 @@ public struct QuantReLU: QuantizedLayer {
     public let quantizer: Quantizer
 
     public init(_ settings: QuantizerSettings) { quantizer = Quantizer(settings) }
+    public init(quantizer: Quantizer) { self.quantizer = quantizer }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { quantizer(x.relu()) }
     public var quantizers: [(String, Quantizer)] { [("act_quant", quantizer)] }

@@ -76,7 +76,7 @@ final class QuantizerTests: XCTestCase {
         XCTAssertEqual((mixed.network.layers[3] as! QuantDense).weightQuantizer.settings.bitWidth, 4)
     }
 
-    func testQuantizationAwareTrainingLearnsAndRefusesASilentFloatSave() throws {
+    func testQuantizationAwareTrainingLearnsAndSavesAsQuantNodes() throws {
         var rng = SeededRandom(seed: 1)
         let n = 400
         var xs: [Float] = [], ys: [Int] = []
@@ -95,7 +95,48 @@ final class QuantizerTests: XCTestCase {
         let s = relu.quantizer.parameter!.value.item
         let hidden = withoutGradients { Sequential(Array(q.network.layers[0...2]))(data.inputs) }
         for v in hidden.scalars { XCTAssertEqual((v / s).rounded(), v / s, accuracy: 1e-3); XCTAssertLessThanOrEqual(v / s, 7.001) }
+        // Saved as QONNX-style Quant nodes and loaded back: the same outputs, bit for bit.
         let dir = try TemporaryDirectory()
-        XCTAssertThrowsError(try q.save(to: dir.file("q.safetensors"))) { XCTAssertTrue("\($0)".contains("cannot be saved in a float model file"), "\($0)") }
+        let path = dir.file("q.safetensors")
+        try q.save(to: path)
+        let back = try Model.loadAny(from: path)
+        XCTAssertEqual(back.network.layers.map { "\(type(of: $0))" }, q.network.layers.map { "\(type(of: $0))" })
+        XCTAssertEqual(back.predict(data.inputs).scalars, q.predict(data.inputs).scalars)
+        // The float loader names what it cannot read.
+        XCTAssertThrowsError(try Model.load(from: path)) { XCTAssertTrue("\($0)".contains("op Quant has no QForge layer"), "\($0)") }
+    }
+}
+
+extension QuantizerTests {
+    /// A convolutional model with per-channel power-of-two weights and power-of-two activations:
+    /// the graph holds one Quant node per quantized value with its quantizer spec, and the model
+    /// reloads to the same outputs and continues training.
+    func testQuantizedConvModelRoundTripsThroughTheGraph() throws {
+        let desc = ModelDescription(name: "qc", input: [1, 6, 6], layers: [
+            .init(type: "Conv2d", out: 4, kernel: 3, padding: 1, bias: false), .init(type: "BatchNorm"), .init(type: "ReLU"),
+            .init(type: "MaxPool2d", kernel: 2), .init(type: "Flatten"), .init(type: "Dense", out: 3),
+        ])
+        let float = try Model(desc, seed: 2)
+        var q = try quantize(float, policy: .uniform(weightBits: 4, activationBits: 3, perChannel: true, powerOfTwo: true))
+        let x = randomTensor([16, 1, 6, 6], seed: 3, low: 0, high: 1)
+        let data = Dataset(name: "toy", inputs: x, targets: .classes(IntTensor(shape: [16], scalars: (0..<16).map { $0 % 3 }), classCount: 3))
+        _ = try Trainer.train(&q, on: data, test: nil, options: TrainingOptions(epochs: 2, batchSize: 8))
+        let (graph, tensors) = try q.lowered()
+        XCTAssertEqual(graph.nodes.filter { $0.op == .quant }.map(\.name),
+                       ["layers.0", "layers.1/weight_quant", "layers.3/act_quant", "layers.6/weight_quant"])
+        let convScale = try XCTUnwrap(tensors["layers.1.weight_quant.scale"])
+        XCTAssertEqual(convScale.shape, [4, 1, 1, 1])
+        for v in convScale.scalars { XCTAssertEqual(exp2f(log2f(v).rounded()), v) }
+        XCTAssertEqual(graph.quantizers["layers.3.act_quant.q"]?.bitWidth, 3)
+        XCTAssertEqual(graph.quantizers["layers.1.weight_quant.q"]?.scale.count, 4)
+        let dir = try TemporaryDirectory()
+        try q.save(to: dir.file("qc.safetensors"))
+        var back = try Model.loadAny(from: dir.file("qc.safetensors"))
+        XCTAssertEqual(back.predict(x).scalars, q.predict(x).scalars)
+        // Training continues from the file: the learned (log2) activation scale is a parameter again.
+        XCTAssertTrue(back.network.namedParameters.map(\.0).contains("layers.3.act_quant.log2_scale"))
+        let before = try back.evaluate(data).loss
+        _ = try Trainer.train(&back, on: data, test: nil, options: TrainingOptions(epochs: 5, batchSize: 8, learningRate: 1e-2))
+        XCTAssertLessThan(try back.evaluate(data).loss, before)
     }
 }

@@ -1,0 +1,155 @@
+import Foundation
+import QForgeGraph
+import QForgeNN
+import QForgeTensor
+
+// Quantized layers in the graph, as Brevitas exports QONNX: a `Quant` node (inputs x, scale,
+// zero point, bit width; attributes signed, narrow, rounding_mode) on each quantized value —
+// weights before their Gemm/Conv, activations after their Relu, the network input. The
+// scale, zero point and bit width are initializers named `<layer>.<quantizer>.scale` etc.; the
+// graph's `quantizers` map holds the same facts per quantized value, and the metadata keeps
+// QForge's training settings (`qforge.quant.<node>`) so training can continue from the file.
+
+enum QuantGraph {
+    static let metaPrefix = "qforge.quant."
+
+    /// Writes a Quant node for `quantizer` applied to `input`, named `node`, and returns its output.
+    static func emit(_ quantizer: Quantizer, scale: [Float], scaleShape: [Int], input: String, prefix: String, node: String,
+                     into b: inout GraphBuilder) throws -> String {
+        let s = quantizer.settings
+        let out = node.replacingOccurrences(of: "/", with: ".") + ".q"
+        // The file holds the scale itself; a power-of-two quantizer's trained log2 is not needed.
+        b.tensors.removeValue(forKey: "\(prefix).log2_scale")
+        b.tensors["\(prefix).scale"] = Tensor(shape: scaleShape, scalars: scale)
+        b.tensors["\(prefix).zeropt"] = Tensor(shape: [1], scalars: [0])
+        b.tensors["\(prefix).bitwidth"] = Tensor(shape: [1], scalars: [Float(s.bitWidth)])
+        b.nodes.append(Node(name: node, op: .quant,
+                            inputs: [input, "\(prefix).scale", "\(prefix).zeropt", "\(prefix).bitwidth"], outputs: [out],
+                            attributes: ["signed": .int(s.signed ? 1 : 0), "narrow": .int(s.narrow ? 1 : 0),
+                                         "rounding_mode": .string(s.rounding.rawValue)]))
+        b.quantizers[out] = QuantizerSpec(bitWidth: s.bitWidth, signed: s.signed, narrow: s.narrow, roundingMode: s.rounding,
+                                          scale: scale, zeroPoint: [0], axis: scale.count > 1 ? 0 : nil,
+                                          scaleIsPowerOfTwo: s.powerOfTwo)
+        let json = try JSONEncoder().encode(s)
+        b.metadata[metaPrefix + node] = String(decoding: json, as: UTF8.self)
+        return out
+    }
+
+    /// The settings a Quant node was written with (QForge's metadata, else its attributes with a
+    /// learned scale for activations and max|w| for weights).
+    static func settings(of node: Node, graph: Graph, weight: Bool) throws -> QuantizerSettings {
+        if let json = graph.metadata[metaPrefix + node.name] {
+            do { return try JSONDecoder().decode(QuantizerSettings.self, from: Data(json.utf8)) } catch {
+                throw ModelError.notAChain(reason: "node \(node.name): unreadable quantizer settings in the metadata")
+            }
+        }
+        let signed = node.attributes["signed"]?.intValue == 1, narrow = node.attributes["narrow"]?.intValue == 1
+        let rounding = node.attributes["rounding_mode"]?.stringValue.flatMap(RoundingMode.init(qonnxName:)) ?? .round
+        return QuantizerSettings(bitWidth: 0, signed: signed, narrow: narrow, rounding: rounding, source: weight ? .maxAbs : .learned)
+    }
+
+    static func tensor(_ name: String, _ tensors: [String: Tensor], _ node: Node) throws -> Tensor {
+        guard let t = tensors[name] else { throw ModelError.notAChain(reason: "node \(node.name) needs tensor '\(name)', which the file lacks") }
+        return t
+    }
+
+    /// A quantizer rebuilt from its Quant node: settings, bit width, and the learned scale.
+    static func quantizer(from node: Node, graph: Graph, tensors: [String: Tensor], weight: Bool) throws -> Quantizer {
+        var s = try settings(of: node, graph: graph, weight: weight)
+        let bits = try tensor(node.inputs[3], tensors, node)
+        guard bits.count == 1, let b = Int(exactly: bits.item), (1...16).contains(b) else {
+            throw ModelError.notAChain(reason: "node \(node.name): bit width \(bits.scalars) is not an integer in 1...16")
+        }
+        s.bitWidth = b
+        try s.validate(node.name)
+        if s.source == .learned {
+            let scale = try tensor(node.inputs[1], tensors, node)
+            guard scale.count == 1, scale.item > 0, scale.item.isFinite else {
+                throw ModelError.notAChain(reason: "node \(node.name): a learned scale must be one positive number, found \(scale.scalars)")
+            }
+            return Quantizer(s, scale: scale.item)
+        }
+        return Quantizer(s)
+    }
+}
+
+extension QuantIdentity: GraphLowerable {
+    public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
+        let scale = quantizer.scaleValues(for: Tensor(zeros: [1]))
+        return try QuantGraph.emit(quantizer, scale: scale, scaleShape: [1], input: input, prefix: "\(name).act_quant", node: name, into: &b)
+    }
+}
+
+extension QuantReLU: GraphLowerable {
+    public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
+        b.nodes.append(Node(name: name, op: .relu, inputs: [input], outputs: ["\(name).out"], attributes: [:]))
+        let scale = quantizer.scaleValues(for: Tensor(zeros: [1]))
+        return try QuantGraph.emit(quantizer, scale: scale, scaleShape: [1], input: "\(name).out", prefix: "\(name).act_quant",
+                                   node: "\(name)/act_quant", into: &b)
+    }
+}
+
+extension QuantDense: GraphLowerable {
+    public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
+        let w = dense.weight.value.detached
+        let scale = weightQuantizer.scaleValues(for: w)
+        let wq = try QuantGraph.emit(weightQuantizer, scale: scale, scaleShape: scale.count > 1 ? [scale.count, 1] : [1],
+                                     input: "\(name).weight", prefix: "\(name).weight_quant", node: "\(name)/weight_quant", into: &b)
+        var x = input
+        if inputShape.count > 1 {
+            b.nodes.append(Node(name: "\(name)/flatten", op: .flatten, inputs: [input], outputs: ["\(name).flat"], attributes: ["axis": .int(1)]))
+            x = "\(name).flat"
+        }
+        b.nodes.append(Node(name: name, op: .gemm, inputs: [x, wq] + (dense.bias != nil ? ["\(name).bias"] : []),
+                            outputs: ["\(name).out"], attributes: ["transB": .int(1)]))
+        return "\(name).out"
+    }
+}
+
+extension QuantConv2d: GraphLowerable {
+    public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
+        let w = conv.weight.value.detached
+        let scale = weightQuantizer.scaleValues(for: w)
+        let wq = try QuantGraph.emit(weightQuantizer, scale: scale, scaleShape: scale.count > 1 ? [scale.count, 1, 1, 1] : [1],
+                                     input: "\(name).weight", prefix: "\(name).weight_quant", node: "\(name)/weight_quant", into: &b)
+        let (k, s, p) = (conv.kernel, conv.stride, conv.padding)
+        b.nodes.append(Node(name: name, op: .conv, inputs: [input, wq] + (conv.bias != nil ? ["\(name).bias"] : []),
+                            outputs: ["\(name).out"],
+                            attributes: ["kernel_shape": .ints([k, k]), "strides": .ints([s, s]), "pads": .ints([p, p, p, p]),
+                                         "dilations": .ints([1, 1]), "group": .int(1)]))
+        return "\(name).out"
+    }
+}
+
+/// Rebuilds QuantIdentity, QuantReLU, QuantDense and QuantConv2d from their node groups.
+public struct QuantLayerReader: GraphLayerReader {
+    public init() {}
+
+    public func read(_ group: [Node], graph: Graph, tensors: [String: Tensor]) throws -> (any Layer)? {
+        guard let quant = group.first(where: { $0.op == .quant }) else { return nil }
+        guard quant.inputs.count == 4 else { throw ModelError.notAChain(reason: "node \(quant.name): Quant needs 4 inputs") }
+        let ops = group.map(\.op)
+        if ops == [.quant] {
+            return QuantIdentity(quantizer: try QuantGraph.quantizer(from: quant, graph: graph, tensors: tensors, weight: false))
+        }
+        if ops == [.relu, .quant] {
+            return QuantReLU(quantizer: try QuantGraph.quantizer(from: quant, graph: graph, tensors: tensors, weight: false))
+        }
+        guard let main = group.last, main.op == .gemm || main.op == .conv, main.inputs.count >= 2, main.inputs[1] == quant.outputs.first else {
+            throw ModelError.notAChain(reason: "node \(quant.name): a Quant node QForge cannot place (ops \(ops.map(\.rawValue)))")
+        }
+        let q = try QuantGraph.quantizer(from: quant, graph: graph, tensors: tensors, weight: true)
+        let weight = try QuantGraph.tensor(quant.inputs[0], tensors, quant)
+        let float = try Model.floatLayer(from: main, tensors: tensors, weight: weight)
+        if let d = float as? Dense { return QuantDense(d, quantizer: q) }
+        if let c = float as? Conv2d { return QuantConv2d(c, quantizer: q) }
+        return nil
+    }
+}
+
+extension Model {
+    /// Loads a model file that may hold quantized layers.
+    public static func loadAny(from path: String) throws -> Model {
+        try Model.load(from: path, readers: [QuantLayerReader()])
+    }
+}

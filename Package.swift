@@ -41,7 +41,7 @@ let package = Package(
         .testTarget(name: "QForgeNNTests", dependencies: ["QForgeNN", "TestSupport"]),
         .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "TestSupport"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.
-        .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeData", "TestSupport"]),
+        .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "TestSupport"]),
         // Trains real models; each test skips itself in debug builds. Run with
         // `swift test -c release -Xswiftc -enable-testing --filter QForgeReleaseTests`.
         .testTarget(name: "QForgeReleaseTests", dependencies: ["QForgeNN", "QForgeData", "TestSupport"]),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QForgeData
 import QForgeNN
+import QForgeQuant
 import QForgeTensor
 
 struct Eval: ParsableCommand {
@@ -14,7 +15,7 @@ struct Eval: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let m = try Model.load(from: model)
+        let m = try Model.loadAny(from: model)
         let (_, test) = try data.load()
         let start = Date()
         let e = try m.evaluate(test)
@@ -47,7 +48,7 @@ struct Predict: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() throws {
-        let m = try Model.load(from: model)
+        let m = try Model.loadAny(from: model)
         let x = try readNpy(input).asTensor()
         let per = m.inputShape.reduce(1, *)
         guard x.rank >= 1, x.count == x.shape[0] * per else {

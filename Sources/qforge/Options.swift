@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QForgeData
 import QForgeNN
+import QForgeQuant
 
 /// Where the data comes from.
 struct DataOptions: ParsableArguments {
@@ -59,15 +60,46 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Seed for weight initialisation, shuffling and dropout.")
     var seed: UInt64 = 0
 
+    @Option(help: "Quantization-aware training: weight bit width (1–16; signed, narrow range).")
+    var wbits: Int?
+
+    @Option(help: "Quantization-aware training: activation bit width (1–16; unsigned, learned scale).")
+    var abits: Int?
+
+    @Flag(help: "QAT: one weight scale per output channel instead of per tensor.")
+    var perChannel = false
+
+    @Flag(help: "QAT: power-of-two scales (requantization becomes a shift).")
+    var po2 = false
+
+    @Option(help: "QAT: weight scale from max (max|w|, Brevitas's default) or mean (mean|w|, for 2-bit weights).")
+    var weightScale: String = "max"
+
     func validate() throws {
         let given = [preset, modelFile, initFrom].compactMap { $0 }.count
         if given != 1 { throw ValidationError("give exactly one of --preset, --model or --init-from") }
+        if (wbits == nil) != (abits == nil) { throw ValidationError("give --wbits and --abits together") }
+        if !["max", "mean"].contains(weightScale) { throw ValidationError("--weight-scale must be max or mean") }
+    }
+
+    /// The quantization policy the options ask for, if any.
+    var policy: QuantPolicy? {
+        guard let wbits, let abits else { return nil }
+        var p = QuantPolicy.uniform(weightBits: wbits, activationBits: abits, perChannel: perChannel, powerOfTwo: po2)
+        if weightScale == "mean" { p.weights.source = .meanAbs }
+        return p
     }
 
     func build() throws -> Model {
+        let m = try buildFloatOrLoaded()
+        guard let policy else { return m }
+        return try quantize(m, policy: policy)
+    }
+
+    private func buildFloatOrLoaded() throws -> Model {
         if let preset { return try Model(Presets.description(preset), seed: seed) }
         if let modelFile { return try Model(ModelDescription.load(path: modelFile), seed: seed) }
-        return try Model.load(from: initFrom!)
+        return try Model.loadAny(from: initFrom!)
     }
 }
 

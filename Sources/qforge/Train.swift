@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QForgeData
 import QForgeNN
+import QForgeQuant
 
 struct TrainingArguments: ParsableArguments {
     @Option(help: "Passes over the training set.")

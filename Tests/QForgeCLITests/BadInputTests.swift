@@ -171,3 +171,14 @@ func trainTinyMagnetModel(in tmp: TemporaryDirectory, file: StaticString = #file
     XCTAssertTrue(FileManager.default.fileExists(atPath: path), "no model written: \(r)", file: file, line: line)
     return path
 }
+
+extension BadInputTests {
+    func testImpossibleBitWidthIsAOneLineError() throws {
+        let tmp = try TemporaryDirectory()
+        let r = try runQForge(["train", "--preset", "magnet-small", "--dataset", "magnetometer", "--samples", "64",
+                               "--wbits", "17", "--abits", "4", "--epochs", "1", "-o", tmp.file("m.safetensors")], in: tmp)
+        XCTAssertEqual(r.status, 1, "\(r)")
+        XCTAssertEqual(r.stderrLines, ["Error: layers.0 weights: bit width 17 is outside 1...16"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.file("m.safetensors")))
+    }
+}

@@ -1,5 +1,6 @@
 import Foundation
 import QForgeData
+import QForgeGraph
 import QForgeNN
 import TestSupport
 import XCTest
@@ -95,5 +96,24 @@ final class HappyPathTests: XCTestCase {
         XCTAssertEqual(json["test_samples"] as? Int, 256)
         XCTAssertEqual(json["output"] as? String, "mlp.safetensors")
         XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.file("mlp.safetensors")))
+    }
+}
+
+extension HappyPathTests {
+    /// QAT from a float model file: `train --init-from float --wbits --abits` saves a quantized
+    /// model (QONNX-style Quant nodes) whose `eval` matches what training reported.
+    func testQuantizationAwareTrainingFromAFloatModel() throws {
+        let tmp = try TemporaryDirectory()
+        let float = try trainTinyMagnetModel(in: tmp)
+        let quantized = tmp.file("q.safetensors")
+        let train = try runQForge(["train", "--init-from", float, "--wbits", "4", "--abits", "4", "--dataset", "magnetometer",
+                                   "--samples", "256", "--epochs", "1", "--json", "-o", quantized], in: tmp)
+        XCTAssertEqual(train.status, 0, "\(train)")
+        let trained = try train.jsonObject()
+        let eval = try runQForge(["eval", quantized, "--dataset", "magnetometer", "--samples", "256", "--json"], in: tmp)
+        XCTAssertEqual(eval.status, 0, "\(eval)")
+        XCTAssertEqual(try XCTUnwrap(eval.jsonObject()["r2"] as? Double), try XCTUnwrap(trained["r2"] as? Double), accuracy: 1e-9)
+        let graph = try ModelFile.load(quantized).graph
+        XCTAssertEqual(graph.nodes.filter { $0.op == .quant }.count, 6)  // input, 3 weights, 2 activations
     }
 }

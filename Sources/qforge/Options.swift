@@ -72,21 +72,21 @@ struct ModelOptions: ParsableArguments {
     @Flag(help: "QAT: power-of-two scales (requantization becomes a shift).")
     var po2 = false
 
-    @Option(help: "QAT: weight scale from max (max|w|, Brevitas's default) or mean (mean|w|, for 2-bit weights).")
-    var weightScale: String = "max"
+    @Option(help: "QAT: weight scale from max (max|w|, Brevitas's default), mean (mean|w|), or auto: max above 2 bits, mean at 2 bits and below (max|w| rounds most ternary weights to zero).")
+    var weightScale: String = "auto"
 
     func validate() throws {
         let given = [preset, modelFile, initFrom].compactMap { $0 }.count
         if given != 1 { throw ValidationError("give exactly one of --preset, --model or --init-from") }
         if (wbits == nil) != (abits == nil) { throw ValidationError("give --wbits and --abits together") }
-        if !["max", "mean"].contains(weightScale) { throw ValidationError("--weight-scale must be max or mean") }
+        if !["auto", "max", "mean"].contains(weightScale) { throw ValidationError("--weight-scale must be auto, max or mean") }
     }
 
     /// The quantization policy the options ask for, if any.
     var policy: QuantPolicy? {
         guard let wbits, let abits else { return nil }
         var p = QuantPolicy.uniform(weightBits: wbits, activationBits: abits, perChannel: perChannel, powerOfTwo: po2)
-        if weightScale == "mean" { p.weights.source = .meanAbs }
+        if weightScale == "mean" || (weightScale == "auto" && wbits <= 2) { p.weights.source = .meanAbs }
         return p
     }
 

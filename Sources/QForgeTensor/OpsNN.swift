@@ -316,21 +316,6 @@ extension Tensor {
         return (out, Array(UnsafeBufferPointer(start: ps, count: c)), Array(UnsafeBufferPointer(start: ps + 2 * c, count: c)))
     }
 
-    /// y = x · scale[c] + shift[c] over channel axis 1 (no autodiff; building block).
-    public func affinePerChannel(scale: [Float], shift: [Float]) -> Tensor {
-        let n = shape[0], c = shape[1], s = count / Swift.max(n * c, 1)
-        let px = storage.pointer
-        return Tensor(shape: shape) { out in
-            let po = out.baseAddress!
-            Parallel.forRange(n * c, cost: s) { planes in
-                for pl in planes {
-                    let ch = pl % c, a = scale[ch], b = shift[ch]
-                    for i in 0..<s { po[pl * s + i] = px[pl * s + i] * a + b }
-                }
-            }
-        }
-    }
-
     // MARK: - Softmax and losses
 
     /// Log-softmax over the last axis.
@@ -589,19 +574,6 @@ public enum Reduce {
         return total
     }
 
-    @inline(__always)
-    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD16<Float>(repeating: 0)
-        var i = 0
-        while i + 16 <= n {
-            acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
-            i += 16
-        }
-        var total = acc.sum()
-        while i < n { total += a[i] * b[i]; i += 1 }
-        return total
-    }
-
     /// (Σ (p[i] − shift), Σ (p[i] − shift)²) in one pass.
     @inline(__always)
     public static func shiftedSums(_ p: UnsafePointer<Float>, _ n: Int, shift: Float) -> (Float, Float) {
@@ -652,22 +624,6 @@ public enum Reduce {
             i += 1
         }
         return (a, b)
-    }
-
-    /// Σ (p[i] − centre)².
-    @inline(__always)
-    public static func sumOfSquares(_ p: UnsafePointer<Float>, _ n: Int, centre: Float) -> Float {
-        var acc = SIMD16<Float>(repeating: 0)
-        let c = SIMD16<Float>(repeating: centre)
-        var i = 0
-        while i + 16 <= n {
-            let d = UnsafeRawPointer(p + i).loadUnaligned(as: SIMD16<Float>.self) - c
-            acc += d * d
-            i += 16
-        }
-        var total = acc.sum()
-        while i < n { let d = p[i] - centre; total += d * d; i += 1 }
-        return total
     }
 }
 

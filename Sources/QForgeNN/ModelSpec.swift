@@ -90,10 +90,23 @@ public indirect enum LayerSpec: Equatable, Sendable {
 ///
 /// Input sizes (`in`) may be given and are then checked; otherwise they are inferred from
 /// the previous layer's output shape.
+///
+/// Quantization-aware training: top-level `wbits` / `abits` give every Dense/Conv2d weight
+/// and every ReLU activation a width, and a layer's own `wbits` (Dense, Conv2d) or `abits`
+/// (ReLU) overrides it (mixed precision):
+///
+///     wbits: 4
+///     abits: 4
+///     layers:
+///       - {type: Dense, out: 256, wbits: 8}   # first layer at 8 bits
+///       - {type: ReLU, abits: 8}
 public struct ModelDescription: Codable, Equatable, Sendable {
     public var name: String?
     public var input: [Int]
     public var task: Task?
+    /// Default weight / activation widths for quantization-aware training.
+    public var wbits: Int?
+    public var abits: Int?
     public var layers: [LayerEntry]
 
     public enum Task: String, Codable, Sendable { case classification, regression }
@@ -109,6 +122,9 @@ public struct ModelDescription: Codable, Equatable, Sendable {
         public var p: Float?
         public var momentum: Float?
         public var eps: Float?
+        /// Weight width of this Dense/Conv2d, activation width of this ReLU (QAT).
+        public var wbits: Int?
+        public var abits: Int?
 
         public init(type: String, in: Int? = nil, out: Int? = nil, kernel: Int? = nil, stride: Int? = nil,
                     padding: Int? = nil, bias: Bool? = nil, p: Float? = nil) {
@@ -194,11 +210,47 @@ public struct ModelDescription: Codable, Equatable, Sendable {
             default:
                 throw ModelError.unknownLayer(type: e.type, index: i)
             }
+            try checkWidths(e, spec, index: i)
             var rng = SeededRandom(seed: 0)
             do { shape = try spec.build(rng: &rng).outputShape(for: shape) } catch let err as ModelError { throw err.at(layer: i) }
             specs.append(spec)
         }
+        for (name, b) in [("wbits", wbits), ("abits", abits)] {
+            if let b, !(1...16).contains(b) { throw ModelError.invalidField(type: "model", field: name, value: "\(b) (must be 1...16)", index: -1) }
+        }
         return specs
+    }
+
+    /// A layer's `wbits` belongs on Dense/Conv2d and `abits` on ReLU, each in 1...16.
+    private func checkWidths(_ e: LayerEntry, _ spec: LayerSpec, index i: Int) throws {
+        if let b = e.wbits {
+            switch spec {
+            case .dense, .conv2d: break
+            default: throw ModelError.invalidField(type: e.type, field: "wbits", value: "\(b) (only Dense and Conv2d have weights to quantize)", index: i)
+            }
+            guard (1...16).contains(b) else { throw ModelError.invalidField(type: e.type, field: "wbits", value: "\(b) (must be 1...16)", index: i) }
+        }
+        if let b = e.abits {
+            guard case .relu = spec else {
+                throw ModelError.invalidField(type: e.type, field: "abits", value: "\(b) (activation widths go on ReLU layers)", index: i)
+            }
+            guard (1...16).contains(b) else { throw ModelError.invalidField(type: e.type, field: "abits", value: "\(b) (must be 1...16)", index: i) }
+        }
+    }
+
+    /// Per-layer widths by layer path (`layers.3`), from the layers' `wbits` / `abits`.
+    public var layerWidths: (weights: [String: Int], activations: [String: Int]) {
+        var w: [String: Int] = [:], a: [String: Int] = [:]
+        for (i, e) in layers.enumerated() {
+            if let b = e.wbits { w["layers.\(i)"] = b }
+            if let b = e.abits { a["layers.\(i)"] = b }
+        }
+        return (w, a)
+    }
+
+    /// Whether the file asks for quantization-aware training.
+    public var isQuantized: Bool {
+        wbits != nil || abits != nil || layers.contains { $0.wbits != nil || $0.abits != nil }
     }
 }
 

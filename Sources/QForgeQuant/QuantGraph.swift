@@ -69,6 +69,13 @@ enum QuantGraph {
             }
             return Quantizer(s, scale: scale.item)
         }
+        if s.source == .fixed {
+            let scale = try tensor(node.inputs[1], tensors, node)
+            guard scale.count >= 1, scale.scalars.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw ModelError.notAChain(reason: "node \(node.name): scales must be positive numbers, found \(scale.scalars.prefix(8))")
+            }
+            return Quantizer(s, fixedScale: scale)
+        }
         return Quantizer(s)
     }
 }

@@ -14,16 +14,20 @@ public struct QuantPolicy: Sendable {
     public var input: QuantizerSettings?
     public var weightBits: [String: Int]
     public var activationBits: [String: Int]
+    /// Weights of this width or less take their scale from mean|w| instead of max|w| when
+    /// `weights.source` is `.maxAbs`: at 2 bits a max|w| scale rounds most weights to zero
+    /// (Brevitas's CNN collapsed so). 0 turns the rule off.
+    public var meanScaleUpTo: Int
 
     public init(weights: QuantizerSettings, activations: QuantizerSettings,
                 input: QuantizerSettings? = QuantizerSettings.activations(bits: 8),
-                weightBits: [String: Int] = [:], activationBits: [String: Int] = [:]) {
+                weightBits: [String: Int] = [:], activationBits: [String: Int] = [:], meanScaleUpTo: Int = 2) {
         self.weights = weights; self.activations = activations; self.input = input
-        self.weightBits = weightBits; self.activationBits = activationBits
+        self.weightBits = weightBits; self.activationBits = activationBits; self.meanScaleUpTo = meanScaleUpTo
     }
 
-    /// The anchors' recipe: `wbits`-bit signed narrow per-tensor weights from max|w|,
-    /// `abits`-bit unsigned learned activations, 8-bit unsigned input.
+    /// The anchors' recipe: `wbits`-bit signed narrow per-tensor weights from max|w| (mean|w|
+    /// at 2 bits and below), `abits`-bit unsigned learned activations, 8-bit unsigned input.
     public static func uniform(weightBits: Int, activationBits: Int, perChannel: Bool = false, powerOfTwo: Bool = false) -> QuantPolicy {
         QuantPolicy(weights: .weights(bits: weightBits, perChannel: perChannel, powerOfTwo: powerOfTwo),
                     activations: .activations(bits: activationBits, powerOfTwo: powerOfTwo),
@@ -47,6 +51,7 @@ public func quantize(_ model: Model, policy: QuantPolicy) throws -> Model {
         let path = paths[i]
         var w = policy.weights, a = policy.activations
         if let b = policy.weightBits[path] { w.bitWidth = b }
+        if w.source == .maxAbs && w.bitWidth <= policy.meanScaleUpTo { w.source = .meanAbs }
         if let b = policy.activationBits[path] { a.bitWidth = b }
         switch layer {
         case let d as Dense:

@@ -34,6 +34,9 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
         case meanAbs
         /// A trained parameter, initialised from a high percentile of the first batches (activations).
         case learned
+        /// A constant set by post-training calibration (weights with MSE-optimal scales), one
+        /// per tensor or per output channel.
+        case fixed
     }
 
     public var bitWidth: Int
@@ -86,6 +89,11 @@ public final class Quantizer {
     public let parameter: Parameter?
     public let calibrationBatches: Int
     public private(set) var batchesSeen = 0
+    /// The scale of a `.fixed` quantizer, shaped to broadcast against its input ([1] or [C, 1, …]).
+    public private(set) var fixedScale: Tensor?
+    /// While set, the quantizer passes its input through unquantized and shows it to the
+    /// observer (post-training calibration collects statistics this way).
+    public var observer: ((Tensor) -> Void)?
 
     public init(_ settings: QuantizerSettings, calibrationBatches: Int = 300) {
         self.settings = settings
@@ -101,6 +109,22 @@ public final class Quantizer {
         batchesSeen = Int.max / 2
     }
 
+    /// A `.fixed` quantizer with the given scale(s), shaped to broadcast against its input.
+    public init(_ settings: QuantizerSettings, fixedScale: Tensor) {
+        self.settings = settings
+        calibrationBatches = 0
+        parameter = nil
+        self.fixedScale = fixedScale
+    }
+
+    /// Sets a learned scale (calibration); it is then trained, never recalibrated.
+    public func setLearnedScale(_ scale: Float) throws {
+        guard let parameter else { throw QuantError.unsupported("setLearnedScale: the quantizer's scale is not learned") }
+        guard scale > 0, scale.isFinite else { throw QuantError.badScale(scale, context: "calibrated scale") }
+        parameter.assign(Tensor(shape: [1], scalars: [settings.powerOfTwo ? log2f(scale) : scale]))
+        batchesSeen = Int.max / 2
+    }
+
     var maxInt: Float { Float(settings.grid.maxInt) }
 
     /// The scale for `x` as a tensor broadcastable to it (shape [C, 1, …] per channel).
@@ -109,6 +133,8 @@ public final class Quantizer {
         case .learned:
             let p = parameter!.value
             return settings.powerOfTwo ? p.roundedSTE().exp2() : p
+        case .fixed:
+            return fixedScale!
         case .maxAbs, .meanAbs:
             let stat = settings.source == .maxAbs ? absMax(x) : absMean(x)
             var s = stat.map { Swift.max($0, 1e-8) / maxInt }
@@ -123,6 +149,10 @@ public final class Quantizer {
     public func scaleValues(for x: Tensor) -> [Float] { withoutGradients { scale(for: x).scalars } }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        if let observer {
+            observer(x)
+            return x
+        }
         if settings.source == .learned, LayerContext.phase == .training, batchesSeen < calibrationBatches {
             calibrate(x)
         }

@@ -82,24 +82,29 @@ struct ModelOptions: ParsableArguments {
         if !["auto", "max", "mean"].contains(weightScale) { throw ValidationError("--weight-scale must be auto, max or mean") }
     }
 
-    /// The quantization policy the options ask for, if any.
-    var policy: QuantPolicy? {
-        guard let wbits, let abits else { return nil }
-        var p = QuantPolicy.uniform(weightBits: wbits, activationBits: abits, perChannel: perChannel, powerOfTwo: po2)
-        if weightScale == "mean" || (weightScale == "auto" && wbits <= 2) { p.weights.source = .meanAbs }
+    /// The quantization policy the options and the model file ask for, if any: widths from
+    /// --wbits/--abits, else the file's top-level `wbits`/`abits`, with the file's per-layer
+    /// widths on top.
+    func policy(_ description: ModelDescription?) throws -> QuantPolicy? {
+        guard wbits != nil || description?.isQuantized == true else { return nil }
+        guard let w = wbits ?? description?.wbits, let a = abits ?? description?.abits else {
+            throw CommandError("\(modelFile ?? "the model"): per-layer widths need default widths for the other layers: give --wbits and --abits, or top-level wbits and abits in the file")
+        }
+        var p = QuantPolicy.uniform(weightBits: w, activationBits: a, perChannel: perChannel, powerOfTwo: po2)
+        switch weightScale {
+        case "mean": p.weights.source = .meanAbs
+        case "max": p.meanScaleUpTo = 0
+        default: break
+        }
+        if let d = description { (p.weightBits, p.activationBits) = d.layerWidths }
         return p
     }
 
     func build() throws -> Model {
-        let m = try buildFloatOrLoaded()
-        guard let policy else { return m }
+        let description = try modelFile.map { try ModelDescription.load(path: $0) } ?? preset.map { try Presets.description($0) }
+        let m = try description.map { try Model($0, seed: seed) } ?? Model.loadAny(from: initFrom!)
+        guard let policy = try policy(description) else { return m }
         return try quantize(m, policy: policy)
-    }
-
-    private func buildFloatOrLoaded() throws -> Model {
-        if let preset { return try Model(Presets.description(preset), seed: seed) }
-        if let modelFile { return try Model(ModelDescription.load(path: modelFile), seed: seed) }
-        return try Model.loadAny(from: initFrom!)
     }
 }
 

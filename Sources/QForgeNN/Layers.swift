@@ -32,6 +32,16 @@ public enum LayerContext {
     nonisolated(unsafe) public static var phase: LearningPhase = .inference
     /// Random numbers for dropout masks during training.
     nonisolated(unsafe) public static var rng = SeededRandom(seed: 0)
+    /// Nested quantizers (8/4-bit weights) use their inner, narrower code while this is set.
+    nonisolated(unsafe) public static var nestedView = false
+
+    /// Runs `body` with nested quantizers on their inner code (`true`) or outer code.
+    public static func withNestedView<R>(_ inner: Bool, _ body: () throws -> R) rethrows -> R {
+        let saved = nestedView
+        nestedView = inner
+        defer { nestedView = saved }
+        return try body()
+    }
 
     /// Runs `body` in the given phase, restoring the previous one after.
     public static func with<R>(_ p: LearningPhase, _ body: () throws -> R) rethrows -> R {

@@ -27,6 +27,9 @@ public struct TrainingOptions: Sendable {
     public var maxBatchesPerEpoch: Int?
     /// Evaluate on the test set after every epoch (not timed).
     public var evaluateEachEpoch: Bool
+    /// Nested weights: every batch runs forward twice, on the outer and on the inner code
+    /// (`LayerContext.nestedView`), and the loss is the mean of the two.
+    public var bothNestedViews = false
 
     public init(epochs: Int = 10, batchSize: Int = 128, optimizer: OptimizerKind = .adam, learningRate: Float = 1e-3,
                 schedule: LearningRateSchedule = .constant, weightDecay: Float = 0, seed: UInt64 = 0,
@@ -112,7 +115,11 @@ public enum Trainer {
                 // the optimizer writes the parameters (no copy-on-write of shared storage).
                 let (lossValue, predicted) = LayerContext.with(.training) { () -> (Float, [Int]) in
                     let out = model.network(batch.inputs)
-                    let loss = model.loss(out, batch.targets)
+                    var loss = model.loss(out, batch.targets)
+                    if options.bothNestedViews {
+                        let inner = LayerContext.withNestedView(true) { model.network(batch.inputs) }
+                        loss = (loss + model.loss(inner, batch.targets)) * 0.5
+                    }
                     loss.backward()
                     return (loss.item, model.task == .classification ? out.argmax() : [])
                 }

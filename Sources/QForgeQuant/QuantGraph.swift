@@ -13,10 +13,10 @@ import QForgeTensor
 enum QuantGraph {
     static let metaPrefix = "qforge.quant."
 
-    /// Writes a Quant node for `quantizer` applied to `input`, named `node`, and returns its output.
-    static func emit(_ quantizer: Quantizer, scale: [Float], scaleShape: [Int], input: String, prefix: String, node: String,
-                     into b: inout GraphBuilder) throws -> String {
-        let s = quantizer.settings
+    /// Writes a Quant node with settings `s` applied to `input`, named `node`, and returns its
+    /// output. Nested weights are stored at their outer width; the window is in the settings.
+    static func emit(_ s: QuantizerSettings, scale: [Float], scaleShape: [Int], input: String,
+                     prefix: String, node: String, into b: inout GraphBuilder) throws -> String {
         let out = node.replacingOccurrences(of: "/", with: ".") + ".q"
         // The file holds the scale itself; a power-of-two quantizer's trained log2 is not needed.
         b.tensors.removeValue(forKey: "\(prefix).log2_scale")
@@ -83,7 +83,7 @@ enum QuantGraph {
 extension QuantIdentity: GraphLowerable {
     public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
         let scale = quantizer.scaleValues(for: Tensor(zeros: [1]))
-        return try QuantGraph.emit(quantizer, scale: scale, scaleShape: [1], input: input, prefix: "\(name).act_quant", node: name, into: &b)
+        return try QuantGraph.emit(quantizer.settings, scale: scale, scaleShape: [1], input: input, prefix: "\(name).act_quant", node: name, into: &b)
     }
 }
 
@@ -91,7 +91,7 @@ extension QuantReLU: GraphLowerable {
     public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
         b.nodes.append(Node(name: name, op: .relu, inputs: [input], outputs: ["\(name).out"], attributes: [:]))
         let scale = quantizer.scaleValues(for: Tensor(zeros: [1]))
-        return try QuantGraph.emit(quantizer, scale: scale, scaleShape: [1], input: "\(name).out", prefix: "\(name).act_quant",
+        return try QuantGraph.emit(quantizer.settings, scale: scale, scaleShape: [1], input: "\(name).out", prefix: "\(name).act_quant",
                                    node: "\(name)/act_quant", into: &b)
     }
 }
@@ -100,7 +100,7 @@ extension QuantDense: GraphLowerable {
     public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
         let w = dense.weight.value.detached
         let scale = weightQuantizer.scaleValues(for: w)
-        let wq = try QuantGraph.emit(weightQuantizer, scale: scale, scaleShape: scale.count > 1 ? [scale.count, 1] : [1],
+        let wq = try QuantGraph.emit(weightQuantizer.resolvedSettings(for: w), scale: scale, scaleShape: scale.count > 1 ? [scale.count, 1] : [1],
                                      input: "\(name).weight", prefix: "\(name).weight_quant", node: "\(name)/weight_quant", into: &b)
         var x = input
         if inputShape.count > 1 {
@@ -117,7 +117,7 @@ extension QuantConv2d: GraphLowerable {
     public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
         let w = conv.weight.value.detached
         let scale = weightQuantizer.scaleValues(for: w)
-        let wq = try QuantGraph.emit(weightQuantizer, scale: scale, scaleShape: scale.count > 1 ? [scale.count, 1, 1, 1] : [1],
+        let wq = try QuantGraph.emit(weightQuantizer.resolvedSettings(for: w), scale: scale, scaleShape: scale.count > 1 ? [scale.count, 1, 1, 1] : [1],
                                      input: "\(name).weight", prefix: "\(name).weight_quant", node: "\(name)/weight_quant", into: &b)
         let (k, s, p) = (conv.kernel, conv.stride, conv.padding)
         b.nodes.append(Node(name: name, op: .conv, inputs: [input, wq] + (conv.bias != nil ? ["\(name).bias"] : []),

@@ -7,6 +7,7 @@ public enum QuantError: Error, CustomStringConvertible, Equatable {
     case badBitWidth(Int, context: String)
     case badScale(Float, context: String)
     case unknownLayer(path: String, known: [String])
+    case badNestedWindow(outerBits: Int, innerBits: Int, shift: Int)
     case unsupported(String)
 
     public var description: String {
@@ -17,6 +18,8 @@ public enum QuantError: Error, CustomStringConvertible, Equatable {
             return "\(context): scale \(s) must be a positive finite number"
         case let .unknownLayer(path, known):
             return "policy names layer '\(path)', which the model does not have (layers: \(known.joined(separator: ", ")))"
+        case let .badNestedWindow(o, i, k):
+            return "a nested \(i)-bit window at magnitude bits \(k)…\(k + i - 2) lies outside the \(o - 1) magnitude bits (0…\(o - 2)) of a \(o)-bit sign-magnitude weight; the shift must be 0…\(o - i)"
         case let .unsupported(s):
             return s
         }
@@ -48,11 +51,22 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
     /// Scales restricted to powers of two (requantization becomes a shift).
     public var powerOfTwo: Bool
     public var source: ScaleSource
+    /// Nested weights: this (sign-magnitude, `bitWidth`-bit) code also holds an `innerBits`-bit
+    /// weight in a window of its magnitude bits (`NestedWindow`); nil for plain quantizers.
+    public var nested: Nested?
+
+    /// The inner width of nested weights and the window's lowest magnitude bit (nil: chosen per
+    /// layer as the window with the least squared error to the weights, during training).
+    public struct Nested: Codable, Equatable, Sendable {
+        public var innerBits: Int
+        public var shift: Int?
+        public init(innerBits: Int, shift: Int? = nil) { self.innerBits = innerBits; self.shift = shift }
+    }
 
     public init(bitWidth: Int, signed: Bool, narrow: Bool = false, rounding: RoundingMode = .round,
-                perChannel: Bool = false, powerOfTwo: Bool = false, source: ScaleSource) {
+                perChannel: Bool = false, powerOfTwo: Bool = false, source: ScaleSource, nested: Nested? = nil) {
         self.bitWidth = bitWidth; self.signed = signed; self.narrow = narrow; self.rounding = rounding
-        self.perChannel = perChannel; self.powerOfTwo = powerOfTwo; self.source = source
+        self.perChannel = perChannel; self.powerOfTwo = powerOfTwo; self.source = source; self.nested = nested
     }
 
     /// Signed, narrow range, scale from max|w|: Brevitas's `Int8WeightPerTensorFloat` at any width.
@@ -74,6 +88,17 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
         guard g.maxInt > 0 else {
             throw QuantError.unsupported("\(context): a \(bitWidth)-bit \(signed ? "signed" : "unsigned")\(narrow ? " narrow" : "") grid has no positive level; use 2 bits or more")
         }
+        if let n = nested {
+            guard signed, narrow, source != .learned else {
+                throw QuantError.unsupported("\(context): nested weights need a signed narrow-range (sign-magnitude) weight quantizer")
+            }
+            guard (2..<bitWidth).contains(n.innerBits) else {
+                throw QuantError.unsupported("\(context): a nested inner width of \(n.innerBits) bits must be 2…\(bitWidth - 1) for \(bitWidth)-bit weights")
+            }
+            if let k = n.shift, !(0...(bitWidth - n.innerBits)).contains(k) {
+                throw QuantError.badNestedWindow(outerBits: bitWidth, innerBits: n.innerBits, shift: k)
+            }
+        }
     }
 }
 
@@ -94,10 +119,13 @@ public final class Quantizer {
     /// While set, the quantizer passes its input through unquantized and shows it to the
     /// observer (post-training calibration collects statistics this way).
     public var observer: ((Tensor) -> Void)?
+    /// Nested weights: the window in use (fixed by the settings, or the last automatic choice).
+    public private(set) var nestedShift: Int?
 
     public init(_ settings: QuantizerSettings, calibrationBatches: Int = 300) {
         self.settings = settings
         self.calibrationBatches = calibrationBatches
+        nestedShift = settings.nested?.shift
         parameter = settings.source == .learned ? Parameter(Tensor(shape: [1], scalars: [settings.powerOfTwo ? 0 : 1])) : nil
     }
 
@@ -153,10 +181,37 @@ public final class Quantizer {
             observer(x)
             return x
         }
+        if let nested = settings.nested, LayerContext.nestedView {
+            let s = withoutGradients { scale(for: x) }
+            let shift = nested.shift ?? (LayerContext.phase == .training || nestedShift == nil ? bestNestedShift(x, scale: s) : nestedShift!)
+            nestedShift = shift
+            return x.nestedFakeQuantized(scale: s, window: window(shift), rounding: settings.rounding)
+        }
         if settings.source == .learned, LayerContext.phase == .training, batchesSeen < calibrationBatches {
             calibrate(x)
         }
         return x.fakeQuantized(scale: scale(for: x), zeroPoint: Tensor(shape: [1], scalars: [0]), grid: settings.grid)
+    }
+
+    func window(_ shift: Int) -> NestedWindow {
+        NestedWindow(outerBits: settings.bitWidth, innerBits: settings.nested!.innerBits, shift: shift)
+    }
+
+    /// The window with the least squared error between inner weights and `x`.
+    func bestNestedShift(_ x: Tensor, scale: Tensor) -> Int {
+        let errors = NestedWindow.squaredErrors(x.detached, scale: scale, outerBits: settings.bitWidth,
+                                                innerBits: settings.nested!.innerBits, rounding: settings.rounding)
+        return errors.indices.min { errors[$0] < errors[$1] }!
+    }
+
+    /// The settings as they apply to weights `w`: a nested quantizer's automatic window is
+    /// resolved (the file records the window the hardware will use).
+    public func resolvedSettings(for w: Tensor) -> QuantizerSettings {
+        var s = settings
+        if s.nested != nil && s.nested!.shift == nil {
+            s.nested!.shift = nestedShift ?? bestNestedShift(w, scale: withoutGradients { scale(for: w) })
+        }
+        return s
     }
 
     /// Moves the learned scale towards the 99.999th percentile of |x| / maxInt (running mean
@@ -195,7 +250,8 @@ public final class Quantizer {
     }
 }
 
-/// The q-quantile of |x| (0 ≤ q ≤ 1), from at most 65,536 evenly strided samples.
+/// The q-quantile of |x| (0 ≤ q ≤ 1), from at most 65,536 evenly strided samples, found by
+/// selection (linear time; QAT calls this on every batch while scales calibrate).
 func percentileAbs(_ x: Tensor, _ q: Double) -> Float {
     let n = x.count
     guard n > 0 else { return 0 }
@@ -204,6 +260,24 @@ func percentileAbs(_ x: Tensor, _ q: Double) -> Float {
     values.reserveCapacity(n / stride + 1)
     var i = 0
     while i < n { values.append(abs(x.storage.pointer[i])); i += stride }
-    values.sort()
-    return values[Swift.min(values.count - 1, Int((q * Double(values.count - 1)).rounded()))]
+    let k = Swift.min(values.count - 1, Int((q * Double(values.count - 1)).rounded()))
+    return select(&values, k)
+}
+
+/// The k-th smallest element (0-based) of `v`, reordering it (Hoare's quickselect with a
+/// median-of-three pivot).
+func select(_ v: inout [Float], _ k: Int) -> Float {
+    var lo = 0, hi = v.count - 1
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2
+        let pivot = Swift.max(Swift.min(v[lo], v[mid]), Swift.min(Swift.max(v[lo], v[mid]), v[hi]))
+        var i = lo, j = hi
+        while i <= j {
+            while v[i] < pivot { i += 1 }
+            while v[j] > pivot { j -= 1 }
+            if i <= j { v.swapAt(i, j); i += 1; j -= 1 }
+        }
+        if k <= j { hi = j } else if k >= i { lo = i } else { return v[k] }
+    }
+    return v[k]
 }

@@ -272,3 +272,106 @@ enum QuantKernel {
         return (Double(sumS), Double(sumZ))
     }
 }
+
+/// Nested sign-magnitude weights (seed document 002): one stored `outerBits`-bit code holds
+/// a narrower `innerBits`-bit weight in a window of its magnitude bits.
+///
+///     q = clamp(round(x / s), −M, M)                  M = 2^(outerBits−1) − 1 (sign + magnitude)
+///     m = min(|q| >> shift, 2^(innerBits−1) − 1)      the window: magnitude bits shift … shift+innerBits−2,
+///                                                     saturated when a higher bit is set
+///     inner code = sign(q) · m,   y = sign(q) · m · 2^shift · s
+///
+/// Truncating the magnitude is what selecting bits of the stored word does in hardware.
+public struct NestedWindow: Equatable, Sendable {
+    public let outerBits: Int
+    public let innerBits: Int
+    /// Lowest magnitude bit of the window (0 … outerBits − innerBits).
+    public let shift: Int
+
+    public init(outerBits: Int, innerBits: Int, shift: Int) {
+        precondition(innerBits >= 2 && innerBits < outerBits && outerBits <= 16, "NestedWindow: widths \(outerBits)/\(innerBits)")
+        precondition((0...(outerBits - innerBits)).contains(shift), "NestedWindow: shift \(shift) outside 0...\(outerBits - innerBits)")
+        self.outerBits = outerBits; self.innerBits = innerBits; self.shift = shift
+    }
+
+    /// Largest outer magnitude, 2^(outerBits−1) − 1.
+    public var outerMax: Int { (1 << (outerBits - 1)) - 1 }
+    /// Largest inner magnitude, 2^(innerBits−1) − 1.
+    public var innerMax: Int { (1 << (innerBits - 1)) - 1 }
+
+    /// The inner code of an outer code.
+    @inline(__always)
+    public func innerCode(_ q: Int) -> Int {
+        let m = Swift.min(abs(q) >> shift, innerMax)
+        return q < 0 ? -m : m
+    }
+}
+
+extension NestedWindow {
+    /// Outer codes q = clamp(round(x / s), −M, M) as magnitudes and signed scales (s or −s), and
+    /// whether x / s was inside ±M, for `x` with one scale or one per index of axis 0.
+    static func outerCodes(_ x: Tensor, scale: Tensor, outerMax: Int, rounding: RoundingMode)
+        -> (magnitude: [Int32], signedScale: [Float], inside: [Bool]) {
+        let n = x.count, blocks = Swift.max(scale.count, 1), per = n / blocks
+        precondition(scale.count == 1 || (x.rank > 0 && scale.count == x.shape[0]), "nested quantizer: \(scale.count) scales for shape \(x.shape)")
+        var magnitude = [Int32](repeating: 0, count: n), signedScale = [Float](repeating: 0, count: n)
+        var inside = [Bool](repeating: false, count: n)
+        let px = x.storage.pointer, m = Float(outerMax)
+        for b in 0..<blocks {
+            let s = scale.storage.pointer[scale.count == 1 ? 0 : b]
+            for i in (b * per)..<((b + 1) * per) {
+                let v = rounding.apply(px[i] / s)
+                let q = Swift.min(Swift.max(v, -m), m)
+                magnitude[i] = Int32(abs(q))
+                signedScale[i] = q < 0 ? -s : s
+                inside[i] = abs(v) <= m
+            }
+        }
+        return (magnitude, signedScale, inside)
+    }
+
+    /// Σ (inner weight − x)² for every window shift 0 … outerBits − innerBits (index = shift).
+    public static func squaredErrors(_ x: Tensor, scale: Tensor, outerBits: Int, innerBits: Int, rounding: RoundingMode) -> [Double] {
+        let probe = NestedWindow(outerBits: outerBits, innerBits: innerBits, shift: 0)
+        let codes = outerCodes(x, scale: scale, outerMax: probe.outerMax, rounding: rounding)
+        let innerMax = Int32(probe.innerMax), px = x.storage.pointer, n = x.count
+        return (0...(outerBits - innerBits)).map { k -> Double in
+            let step = Float(1 << k)
+            var e: Double = 0, i = 0
+            codes.magnitude.withUnsafeBufferPointer { mag in
+                codes.signedScale.withUnsafeBufferPointer { sc in
+                    while i < n {
+                        let end = Swift.min(n, i + 4096)
+                        var partial: Float = 0
+                        for j in i..<end {
+                            let d = Float(Swift.min(mag[j] >> Int32(k), innerMax)) * step * sc[j] - px[j]
+                            partial += d * d
+                        }
+                        e += Double(partial)
+                        i = end
+                    }
+                }
+            }
+            return e
+        }
+    }
+}
+
+extension Tensor {
+    /// The inner weights of `NestedWindow` in float: sign(q) · m · 2^shift · scale, with `scale`
+    /// one value or one per index of axis 0, rounding `rounding` for the outer code.
+    /// Gradient: straight through where the outer code is not clamped and the window is not
+    /// saturated, zero elsewhere; the scale (a statistic of the weights) gets none.
+    public func nestedFakeQuantized(scale: Tensor, window: NestedWindow, rounding: RoundingMode = .round) -> Tensor {
+        let codes = NestedWindow.outerCodes(detached, scale: scale.detached, outerMax: window.outerMax, rounding: rounding)
+        let k = Int32(window.shift), innerMax = Int32(window.innerMax), step = Float(1 << window.shift)
+        let pass = (0..<count).map { codes.inside[$0] && codes.magnitude[$0] >> k <= innerMax }
+        let y = Tensor(shape: shape) { out in
+            for i in 0..<out.count { out[i] = Float(Swift.min(codes.magnitude[i] >> k, innerMax)) * step * codes.signedScale[i] }
+        }
+        return Tensor.record(y, [self]) { g in
+            let pg = g.storage.pointer
+            return [Tensor(shape: g.shape) { out in for i in 0..<g.count { out[i] = pass[i] ? pg[i] : 0 } }]
+        }
+    }
+}

@@ -14,11 +14,15 @@ struct Eval: ParsableCommand {
     @OptionGroup var data: DataOptions
     @OptionGroup var output: OutputOptions
 
+    @Flag(help: "Nested weights: evaluate the inner (narrower) weights instead of the outer ones.")
+    var nestedInner = false
+
     func run() throws {
         let m = try Model.loadAny(from: model)
+        if nestedInner && nestedWindows(m).isEmpty { throw CommandError("\(model) has no nested weights; --nested-inner needs a model trained with --nested") }
         let (_, test) = try data.load()
         let start = Date()
-        let e = try m.evaluate(test)
+        let e = try LayerContext.withNestedView(nestedInner) { try m.evaluate(test) }
         let seconds = Date().timeIntervalSince(start)
         printEvaluation(e, names: test.targetNames)
         print(String(format: "inference samples/s: %.0f", Double(test.count) / seconds))

@@ -75,10 +75,29 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "QAT: weight scale from max (max|w|, Brevitas's default), mean (mean|w|), or auto: max above 2 bits, mean at 2 bits and below (max|w| rounds most ternary weights to zero).")
     var weightScale: String = "auto"
 
+    @Option(help: "Nested sign-magnitude weights OUTER/INNER (e.g. 8/4): each OUTER-bit weight also holds an INNER-bit weight in a window of its magnitude bits; both networks train together (activations at --abits, default 8).")
+    var nested: String?
+
+    @Option(help: "Nested weights: put every layer's window at this lowest magnitude bit (default: chosen per layer by least squared error).")
+    var nestedShift: Int?
+
+    /// --nested as (outer, inner) widths.
+    var nestedWidths: (outer: Int, inner: Int)? {
+        guard let nested else { return nil }
+        let parts = nested.split(separator: "/").compactMap { Int($0) }
+        return parts.count == 2 ? (parts[0], parts[1]) : nil
+    }
+
     func validate() throws {
+        if let nested {
+            guard let (o, _) = nestedWidths else { throw ValidationError("--nested takes OUTER/INNER bit widths, e.g. 8/4, not '\(nested)'") }
+            if let wbits, wbits != o { throw ValidationError("--nested \(nested) sets the weight width to \(o); drop --wbits \(wbits)") }
+        } else if nestedShift != nil {
+            throw ValidationError("--nested-shift needs --nested")
+        }
         let given = [preset, modelFile, initFrom].compactMap { $0 }.count
         if given != 1 { throw ValidationError("give exactly one of --preset, --model or --init-from") }
-        if (wbits == nil) != (abits == nil) { throw ValidationError("give --wbits and --abits together") }
+        if nested == nil, (wbits == nil) != (abits == nil) { throw ValidationError("give --wbits and --abits together") }
         if !["auto", "max", "mean"].contains(weightScale) { throw ValidationError("--weight-scale must be auto, max or mean") }
     }
 
@@ -86,8 +105,8 @@ struct ModelOptions: ParsableArguments {
     /// --wbits/--abits, else the file's top-level `wbits`/`abits`, with the file's per-layer
     /// widths on top.
     func policy(_ description: ModelDescription?) throws -> QuantPolicy? {
-        guard wbits != nil || description?.isQuantized == true else { return nil }
-        guard let w = wbits ?? description?.wbits, let a = abits ?? description?.abits else {
+        guard wbits != nil || nested != nil || description?.isQuantized == true else { return nil }
+        guard let w = nestedWidths?.outer ?? wbits ?? description?.wbits, let a = abits ?? description?.abits ?? (nested != nil ? 8 : nil) else {
             throw CommandError("\(modelFile ?? "the model"): per-layer widths need default widths for the other layers: give --wbits and --abits, or top-level wbits and abits in the file")
         }
         var p = QuantPolicy.uniform(weightBits: w, activationBits: a, perChannel: perChannel, powerOfTwo: po2)
@@ -97,6 +116,7 @@ struct ModelOptions: ParsableArguments {
         default: break
         }
         if let d = description { (p.weightBits, p.activationBits) = d.layerWidths }
+        if let (_, inner) = nestedWidths { p.weights.nested = .init(innerBits: inner, shift: nestedShift) }
         return p
     }
 

@@ -76,22 +76,32 @@ struct Train: ParsableCommand {
         try checkWritable(path)
         note("training \(m.name) (\(m.network.parameterCount) parameters) on \(train.name): \(train.count) samples, test \(test.count)")
         let printer = ProgressPrinter()
-        let result = try Trainer.train(&m, on: train, test: test, options: try training.options(seed: model.seed),
+        var options = try training.options(seed: model.seed)
+        options.bothNestedViews = model.nested != nil
+        let result = try Trainer.train(&m, on: train, test: test, options: options,
                                        progress: printer.update, epochEnd: printer.epochEnd)
         try m.save(to: path)
-        try reportTraining(m, result, test: test, path: path, json: output.json)
+        var extra: [String: Any] = [:]
+        if let (o, i) = model.nestedWidths {
+            let inner = try LayerContext.withNestedView(true) { try m.evaluate(test) }
+            if let a = inner.accuracy { print(String(format: "nested as %d-bit: test accuracy %.4f (as %d-bit: above)", i, a, o)) }
+            if let r = inner.r2Mean { print(String(format: "nested as %d-bit: R² mean %.4f", i, r)) }
+            print("nested windows (lowest magnitude bit per layer): " + nestedWindows(m).map { "\($0) \($1)" }.joined(separator: ", "))
+            extra["nested_inner"] = evaluationJSON(inner, names: test.targetNames)
+        }
+        try reportTraining(m, result, test: test, path: path, json: output.json, extra: extra)
     }
 }
 
 /// Prints the final evaluation, the training speed and the saved path, and the
 /// JSON summary when asked. Shared by `train` and `demo`.
-func reportTraining(_ m: Model, _ result: TrainingResult, test: Dataset, path: String, json: Bool) throws {
+func reportTraining(_ m: Model, _ result: TrainingResult, test: Dataset, path: String, json: Bool, extra: [String: Any] = [:]) throws {
     let final = try result.final ?? m.evaluate(test)
     printEvaluation(final, names: test.targetNames)
     print(String(format: "train samples/s: %.0f", result.samplesPerSecond))
     print("saved: \(path)")
     guard json else { return }
-    var obj = evaluationJSON(final, names: test.targetNames)
+    var obj = evaluationJSON(final, names: test.targetNames).merging(extra) { $1 }
     obj["train_samples_per_second"] = result.samplesPerSecond
     obj["output"] = path
     obj["epochs"] = result.epochs.map { e -> [String: Any] in
@@ -101,6 +111,15 @@ func reportTraining(_ m: Model, _ result: TrainingResult, test: Dataset, path: S
         return d
     }
     printJSON(obj)
+}
+
+/// Each nested-weight layer's window (path, lowest magnitude bit).
+func nestedWindows(_ m: Model) -> [(String, Int)] {
+    m.network.layers.enumerated().compactMap { i, l in
+        let q: Quantizer? = (l as? QuantDense)?.weightQuantizer ?? (l as? QuantConv2d)?.weightQuantizer
+        guard let q, q.settings.nested != nil, let k = q.nestedShift else { return nil }
+        return ("layers.\(i)", k)
+    }
 }
 
 /// Fails early, before hours of training, when the output cannot be written.

@@ -42,8 +42,8 @@ public struct CalibrationReport: Sendable {
 /// Post-training quantization: sets every scale of a quantized model (from `quantize(_:policy:)`)
 /// from calibration batches of prepared network inputs, without training.
 ///
-/// Activation quantizers see their float inputs while statistics are collected (every
-/// quantizer passes data through unquantized in that pass); weights use their own values.
+/// While statistics are collected, activation quantizers pass their inputs through
+/// unquantized and weights are already quantized; weight scales come from the weights alone.
 /// Afterwards activation scales are learned-scale parameters (so QAT can continue from a PTQ
 /// model) and MSE weight scales are `.fixed`.
 public func calibrate(_ model: inout Model, batches: [Tensor], options: CalibrationOptions) throws -> CalibrationReport {

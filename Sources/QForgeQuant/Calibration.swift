@@ -202,7 +202,9 @@ func mseWeightScale(_ w: Tensor, _ settings: QuantizerSettings) -> Tensor {
 
 /// Bias correction (Nagel et al., 2019): for each weight-quantized layer in order, the mean
 /// over calibration data of (float-weight output − quantized-weight output) per output channel
-/// is added to its bias, with every earlier layer already quantized and corrected.
+/// is added to its bias, with every earlier layer already quantized and corrected. A layer
+/// without a bias that feeds a BatchNorm has the correction folded into the BatchNorm's shift
+/// (β += γ/√(σ² + ε) · error); any other bias-free layer is skipped and reported.
 private func correctBiases(_ layers: inout [any Layer], batches: [Tensor], report: inout CalibrationReport) throws {
     var inputs = batches
     for i in layers.indices {
@@ -214,34 +216,48 @@ private func correctBiases(_ layers: inout [any Layer], batches: [Tensor], repor
         default: floatLayer = nil; bias = nil
         }
         if let floatLayer {
-            guard let bias else { report.biasSkipped.append("layers.\(i)"); continue }
-            let channels = bias.value.count
-            var sum = [Double](repeating: 0, count: channels)
-            var count = 0
-            withoutGradients {
-                LayerContext.with(.inference) {
-                    for x in inputs {
-                        let diff = floatLayer(x) - layer(x)
-                        let n = diff.shape[0], per = diff.count / Swift.max(n * channels, 1)
-                        let p = diff.storage.pointer
-                        for b in 0..<n {
-                            for c in 0..<channels {
-                                let base = (b * channels + c) * per
-                                var s: Double = 0
-                                for j in 0..<per { s += Double(p[base + j]) }
-                                sum[c] += s
-                            }
-                        }
-                        count += n * per
-                    }
+            let error = meanOutputError(floatLayer, layer, inputs)
+            if let bias {
+                bias.assign(Tensor(shape: bias.value.shape, scalars: zip(bias.value.scalars, error).map { $0 + Float($1) }))
+                report.biasCorrected.append("layers.\(i)")
+            } else if i + 1 < layers.count, let bn = layers[i + 1] as? BatchNorm, bn.features == error.count {
+                let gamma = bn.gamma.value.scalars, variance = bn.runningVariance.value.scalars
+                let shifted = bn.beta.value.scalars.indices.map { c in
+                    bn.beta.value.scalars[c] + gamma[c] / (variance[c] + bn.epsilon).squareRoot() * Float(error[c])
                 }
+                bn.beta.assign(Tensor(shape: [bn.features], scalars: shifted))
+                report.biasCorrected.append("layers.\(i) (through layers.\(i + 1))")
+            } else {
+                report.biasSkipped.append("layers.\(i)")
             }
-            let corrected = zip(bias.value.scalars, sum).map { $0 + Float($1 / Double(Swift.max(count, 1))) }
-            bias.assign(Tensor(shape: bias.value.shape, scalars: corrected))
-            report.biasCorrected.append("layers.\(i)")
         }
         withoutGradients {
             LayerContext.with(.inference) { inputs = inputs.map { layer($0) } }
         }
     }
+}
+
+/// Per output channel (axis 1), the mean of floatLayer(x) − layer(x) over all inputs.
+private func meanOutputError(_ floatLayer: any Layer, _ layer: any Layer, _ inputs: [Tensor]) -> [Double] {
+    var sum: [Double] = [], count = 0
+    withoutGradients {
+        LayerContext.with(.inference) {
+            for x in inputs {
+                let diff = floatLayer(x) - layer(x)
+                let n = diff.shape[0], channels = diff.shape[1], per = diff.count / Swift.max(n * channels, 1)
+                if sum.isEmpty { sum = [Double](repeating: 0, count: channels) }
+                let p = diff.storage.pointer
+                for b in 0..<n {
+                    for c in 0..<channels {
+                        let base = (b * channels + c) * per
+                        var s: Double = 0
+                        for j in 0..<per { s += Double(p[base + j]) }
+                        sum[c] += s
+                    }
+                }
+                count += n * per
+            }
+        }
+    }
+    return sum.map { $0 / Double(Swift.max(count, 1)) }
 }

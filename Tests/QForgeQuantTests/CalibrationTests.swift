@@ -119,6 +119,37 @@ final class CalibrationTests: XCTestCase {
         XCTAssertNotEqual(quantLayer.dense.bias!.value.scalars, original)
     }
 
+    func testBiasCorrectionOfABiasFreeConvGoesIntoItsBatchNorm() throws {
+        let float = try Model(ModelDescription(name: "c", input: [1, 5, 5], layers: [
+            .init(type: "Conv2d", out: 3, kernel: 3, padding: 1, bias: false), .init(type: "BatchNorm"), .init(type: "ReLU"),
+            .init(type: "Flatten"), .init(type: "Dense", out: 2, bias: false),
+        ]), seed: 6)
+        let bn = float.network.layers[1] as! BatchNorm
+        bn.runningVariance.value = Tensor(shape: [3], scalars: [0.25, 1, 4])
+        bn.gamma.assign(Tensor(shape: [3], scalars: [1, 2, -1]))
+        let batches = [randomTensor([16, 1, 5, 5], seed: 8, low: 0, high: 1)]
+        let originalBeta = bn.beta.value.scalars
+        var q = try quantize(float, policy: .uniform(weightBits: 2, activationBits: 8))
+        let report = try calibrate(&q, batches: batches, options: CalibrationOptions(method: .max, biasCorrection: true))
+        XCTAssertEqual(report.biasCorrected, ["layers.1 (through layers.2)"])
+        XCTAssertEqual(report.biasSkipped, ["layers.5"])
+        // The BatchNorm output's channel means now match those of the float-weight conv with the old shift.
+        let x = withoutGradients { q.network.layers[0](batches[0]) }
+        let conv = q.network.layers[1] as! QuantConv2d
+        let (scale, _) = bn.inferenceAffine()
+        for c in 0..<3 {
+            func mean(_ t: Tensor) -> Double {
+                var s = 0.0
+                for b in 0..<16 { for j in 0..<25 { s += Double(t.scalars[(b * 3 + c) * 25 + j]) } }
+                return s / 400
+            }
+            let quantized = withoutGradients { conv(x) }, reference = withoutGradients { conv.conv(x) }
+            let expected = mean(reference) * Double(scale[c]) + Double(originalBeta[c]) - Double(bn.runningMean.value.scalars[c]) * Double(scale[c])
+            let got = mean(quantized) * Double(scale[c]) + Double(bn.beta.value.scalars[c]) - Double(bn.runningMean.value.scalars[c]) * Double(scale[c])
+            XCTAssertEqual(got, expected, accuracy: 1e-5, "channel \(c)")
+        }
+    }
+
     func testCalibrationRejectsNoDataAndBadScales() throws {
         let (float, _) = try tinyModel()
         var q = try quantize(float, policy: .uniform(weightBits: 8, activationBits: 8))

@@ -5,7 +5,8 @@ import QForgeTensor
 /// Which layers get which quantizers.
 ///
 /// Every Dense and Conv2d gets `weights`, every ReLU becomes a QuantReLU with `activations`,
-/// and an input quantizer (`input`, 8-bit unsigned by default) goes in front. `overrides`
+/// and an input quantizer (`input`, 8-bit unsigned by default; signed when the model
+/// standardises its inputs) goes in front. `overrides`
 /// replaces the weight or activation width of single layers by their dotted path in the float
 /// model (`layers.3`), for mixed precision. BatchNorm, pooling and the rest stay float.
 public struct QuantPolicy: Sendable {
@@ -43,7 +44,9 @@ public func quantize(_ model: Model, policy: QuantPolicy) throws -> Model {
         throw QuantError.unknownLayer(path: path, known: paths)
     }
     var layers: [any Layer] = []
-    if let input = policy.input {
+    if var input = policy.input {
+        // Standardised inputs (regression models) are signed: an unsigned grid would clip half.
+        if model.inputScaler != nil { input.signed = true }
         try input.validate("input quantizer")
         layers.append(QuantIdentity(input))
     }

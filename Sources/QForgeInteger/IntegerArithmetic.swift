@@ -436,21 +436,47 @@ public struct MultiThreshold: Equatable, Sendable {
 
     /// The output code of `acc` in channel `channel`.
     public func apply(_ acc: Int64, channel: Int) -> Int32 {
-        let t = thresholds[thresholds.count == 1 ? 0 : channel]
-        // Binary search for the number of thresholds ≤ acc.
-        var lo = 0, hi = t.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if t[mid] <= acc { lo = mid + 1 } else { hi = mid }
+        thresholds[thresholds.count == 1 ? 0 : channel].withUnsafeBufferPointer { t in
+            code(MultiThreshold.count(acc, t.baseAddress, t.count))
         }
-        return Int32(Swift.min(Swift.max(outBias + Int64(lo), Int64(grid.minInt)), Int64(grid.maxInt)))
     }
 
     public func apply(_ acc: AccTensor) -> QTensor {
         let channels = channelCount(acc.shape)
         precondition(thresholds.count == 1 || thresholds.count == channels,
                      "MultiThreshold: \(thresholds.count) threshold lists for \(channels) channels of \(acc.shape)")
-        return mapChannels(acc) { c, v in apply(v, channel: c) }
+        // All lists in one buffer, so the loops touch no Swift arrays.
+        let flat = thresholds.flatMap { $0 }
+        let starts = thresholds.reduce(into: [0]) { $0.append($0.last! + $1.count) }
+        return flat.withUnsafeBufferPointer { t in
+            mapChannelRuns(acc) { c, src, dst, n in
+                let list = thresholds.count == 1 ? 0 : c
+                let first = t.baseAddress.map { $0 + starts[list] }, length = starts[list + 1] - starts[list]
+                for i in 0..<n { dst[i] = code(MultiThreshold.count(src[i], first, length)) }
+            }
+        }
+    }
+
+    @inline(__always)
+    func code(_ count: Int) -> Int32 {
+        Int32(Swift.min(Swift.max(outBias + Int64(count), Int64(grid.minInt)), Int64(grid.maxInt)))
+    }
+
+    /// The number of thresholds t[0..<n] (ascending) at or below `acc`.
+    @inline(__always)
+    static func count(_ acc: Int64, _ t: UnsafePointer<Int64>?, _ n: Int) -> Int {
+        guard let t else { return 0 }
+        if n <= 16 {
+            var below = 0
+            for i in 0..<n { below += acc >= t[i] ? 1 : 0 }
+            return below
+        }
+        var lo = 0, hi = n
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if t[mid] <= acc { lo = mid + 1 } else { hi = mid }
+        }
+        return lo
     }
 }
 
@@ -509,10 +535,8 @@ public struct MultiplyShift: Equatable, Sendable {
 
     /// The output code of `acc` in channel `channel`.
     public func apply(_ acc: Int64, channel: Int) -> Int32 {
-        let m = multipliers[multipliers.count == 1 ? 0 : channel], s = shifts[shifts.count == 1 ? 0 : channel]
-        let z = offsets[offsets.count == 1 ? 0 : channel]
-        let (multiplier, shift) = s >= 0 ? (Int64(m), s) : (Int64(1) << -s, 0)
-        return Int32(MultiplyShift.rescale(acc, multiplier: multiplier, shift: shift, offset: z, mode: grid.rounding,
+        let (multiplier, shift, offset) = parameters(channel)
+        return Int32(MultiplyShift.rescale(acc, multiplier: multiplier, shift: shift, offset: offset, mode: grid.rounding,
                                            lo: Int64(grid.minInt), hi: Int64(grid.maxInt)))
     }
 
@@ -521,11 +545,26 @@ public struct MultiplyShift: Equatable, Sendable {
         for n in [multipliers.count, shifts.count, offsets.count] {
             precondition(n == 1 || n == channels, "MultiplyShift: \(n) parameters for \(channels) channels of \(acc.shape)")
         }
-        return mapChannels(acc) { c, v in apply(v, channel: c) }
+        let perChannel = (0..<max(multipliers.count, shifts.count, offsets.count)).map(parameters)
+        let mode = grid.rounding, lo = Int64(grid.minInt), hi = Int64(grid.maxInt)
+        return mapChannelRuns(acc) { c, src, dst, n in
+            let (multiplier, shift, offset) = perChannel[perChannel.count == 1 ? 0 : c]
+            for i in 0..<n {
+                dst[i] = Int32(MultiplyShift.rescale(src[i], multiplier: multiplier, shift: shift, offset: offset, mode: mode, lo: lo, hi: hi))
+            }
+        }
+    }
+
+    /// Channel c's multiplier, right shift ≥ 0 and offset; a left shift becomes the multiplier 2^(−s).
+    func parameters(_ c: Int) -> (multiplier: Int64, shift: Int, offset: Int64) {
+        let m = multipliers[multipliers.count == 1 ? 0 : c], s = shifts[shifts.count == 1 ? 0 : c]
+        let z = offsets[offsets.count == 1 ? 0 : c]
+        return s >= 0 ? (Int64(m), s, z) : (Int64(1) << -s, 0, z)
     }
 
     /// clamp(R(acc·multiplier/2^shift + offset), lo, hi) exactly, with the 128-bit product
     /// (|multiplier| ≤ 2^62, shift 0…62; lo, hi within ±2^62).
+    @inline(__always)
     static func rescale(_ acc: Int64, multiplier: Int64, shift s: Int, offset: Int64, mode: RoundingMode,
                         lo: Int64, hi: Int64) -> Int64 {
         let (high, low) = acc.multipliedFullWidth(by: multiplier)
@@ -589,13 +628,15 @@ public struct LookupTable: Equatable, Sendable {
     }
 }
 
-/// Applies `f(channel, value)` to every accumulator, in channel runs over the cores.
-func mapChannels(_ acc: AccTensor, _ f: (Int, Int64) -> Int32) -> QTensor {
+/// Requantizes accumulators run by run: `body(channel, src, dst, n)` maps the n accumulators
+/// at src (all of one channel) to codes at dst. Runs are spread over the cores when large.
+func mapChannelRuns(_ acc: AccTensor,
+                    _ body: (Int, UnsafePointer<Int64>, UnsafeMutablePointer<Int32>, Int) -> Void) -> QTensor {
     let out = [Int32](unsafeUninitializedCapacity: acc.count) { buf, initialized in
         if let dst = buf.baseAddress {
             acc.values.withUnsafeBufferPointer { src in
                 forChannelRuns(acc.shape) { c, run in
-                    for i in run { dst[i] = f(c, src[i]) }
+                    body(c, src.baseAddress! + run.lowerBound, dst + run.lowerBound, run.count)
                 }
             }
         }

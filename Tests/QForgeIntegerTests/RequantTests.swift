@@ -17,6 +17,9 @@ final class RequantTests: XCTestCase {
         // Signed 2-bit output: the count starts at minInt = −2.
         let signed2 = MultiThreshold(thresholds: [[-2, 0, 3]], grid: grid(2))
         XCTAssertEqual(acc.map { signed2.apply($0, channel: 0) }, [-2, -1, -1, 0, 0, 1, 1])
+        // Twenty thresholds 0, 10, …, 190 (a longer list is searched, not scanned).
+        let long = MultiThreshold(thresholds: [(0..<20).map { Int64($0 * 10) }], grid: grid(5, signed: false))
+        XCTAssertEqual(long.apply(AccTensor(shape: [1, 8], values: [-1, 0, 9, 10, 55, 189, 190, 1000])).values, [0, 1, 1, 2, 6, 19, 20, 20])
         // Equal thresholds both count.
         XCTAssertEqual(MultiThreshold(thresholds: [[1, 1, 4]], grid: grid(2, signed: false)).apply(1, channel: 0), 2)
     }

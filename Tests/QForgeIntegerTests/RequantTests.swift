@@ -68,6 +68,15 @@ final class RequantTests: XCTestCase {
             let rq = MultiplyShift(multipliers: [3], shifts: [2], grid: grid(8, mode))
             XCTAssertEqual(rq.apply(AccTensor(shape: [1, 10], values: tieAccumulators)).values, expected[mode], "\(mode)")
         }
+        // Ties next to zero: acc/2 for acc = 1, −1, 3, −3 is 0.5, −0.5, 1.5, −1.5.
+        let nearZero: [RoundingMode: [Int32]] = [
+            .round: [0, 0, 2, -2], .halfUp: [1, -1, 2, -2], .halfDown: [0, 0, 1, -1], .floor: [0, -1, 1, -2],
+            .ceil: [1, 0, 2, -1], .down: [0, 0, 1, -1], .up: [1, -1, 2, -2],
+        ]
+        for mode in RoundingMode.allCases {
+            let halve = MultiplyShift.shifting(by: [1], grid: grid(8, mode))
+            XCTAssertEqual([Int64(1), -1, 3, -3].map { halve.apply($0, channel: 0) }, nearZero[mode], "\(mode)")
+        }
     }
 
     func testOffsetIsAddedBeforeRounding() {

@@ -1,4 +1,3 @@
-import Foundation
 import QForgeTensor
 
 /// The integer arithmetic of QForge: the specification of every number the hardware computes.
@@ -52,7 +51,8 @@ import QForgeTensor
 /// Accumulator ranges, for weight rows w[m, ·] (conv weights flattened to [M, C·kh·kw]),
 /// inputs in lo…hi (with zero padding: min(lo, 0)…max(hi, 0)) and bias b:
 /// max[m] = b[m] + Σ_k max(w[m,k]·lo, w[m,k]·hi) and min[m] = b[m] + Σ_k min(w[m,k]·lo, w[m,k]·hi).
-/// The maximum is reached by x_k = hi where w[m,k] > 0, else lo; the minimum by the reverse.
+/// Without padding the maximum is reached by x_k = hi where w[m,k] > 0, else lo, and the
+/// minimum by the reverse; with padding the range is a bound that border windows may not reach.
 /// `signedBitsNeeded(min, max)` is the smallest b ≥ 1 with −2^(b−1) ≤ min and max ≤ 2^(b−1)−1
 /// (1 for 0…0).
 ///

@@ -452,7 +452,17 @@ public struct MultiThreshold: Equatable, Sendable {
             mapChannelRuns(acc) { c, src, dst, n in
                 let list = thresholds.count == 1 ? 0 : c
                 let first = t.baseAddress.map { $0 + starts[list] }, length = starts[list + 1] - starts[list]
-                for i in 0..<n { dst[i] = code(MultiThreshold.count(src[i], first, length)) }
+                guard n >= 16, length <= 64, let first else {
+                    for i in 0..<n { dst[i] = code(MultiThreshold.count(src[i], first, length)) }
+                    return
+                }
+                // Long runs: one vectorised pass per threshold, counting in the output buffer.
+                dst.initialize(repeating: 0, count: n)
+                for j in 0..<length {
+                    let th = first[j]
+                    for i in 0..<n { dst[i] &+= src[i] >= th ? 1 : 0 }
+                }
+                for i in 0..<n { dst[i] = code(Int(dst[i])) }
             }
         }
     }

@@ -31,6 +31,16 @@ final class RequantTests: XCTestCase {
         XCTAssertEqual(t.apply(image), QTensor(shape: [1, 2, 1, 2], values: [0, 1, 0, 1]))
         // [N, M]: channel on the last axis.
         XCTAssertEqual(t.apply(AccTensor(shape: [2, 2], values: [-1, 4, 0, 5])).values, [0, 0, 1, 1])
+        // Long channel runs (4×5 pixels): channel 0 holds −10…9 against [−5, 0, 5], channel 1
+        // holds 0, 10, …, 190 against [50, 100, 150]; both give five each of 0, 1, 2, 3.
+        let runs = MultiThreshold(thresholds: [[-5, 0, 5], [50, 100, 150]], grid: grid(2, signed: false))
+        let pixels = AccTensor(shape: [1, 2, 4, 5], values: Array(-10..<10) + (0..<20).map { Int64($0 * 10) })
+        let quarters: [Int32] = [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3]
+        XCTAssertEqual(runs.apply(pixels).values, quarters + quarters)
+        // 100 thresholds 0…99 over a long run: the count is v + 1 for 0 ≤ v ≤ 99, and 100 above.
+        let hundred = MultiThreshold(thresholds: [(0..<100).map { Int64($0) }], grid: grid(8, signed: false))
+        let ramp = AccTensor(shape: [1, 1, 1, 21], values: (-1..<19).map { Int64($0 * 5) } + [500])
+        XCTAssertEqual(hundred.apply(ramp).values, [0] + (0..<19).map { Int32($0 * 5 + 1) } + [100])
         // One list shared by all channels.
         let shared = MultiThreshold(thresholds: [[0, 10]], grid: grid(2, signed: false))
         XCTAssertEqual(shared.apply(AccTensor(shape: [1, 3, 2], values: [-5, 0, 9, 10, 11, 0])).values, [0, 1, 1, 2, 2, 1])

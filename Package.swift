@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "QForgeData", targets: ["QForgeData"]),
         .library(name: "QForgeNN", targets: ["QForgeNN"]),
         .library(name: "QForgeQuant", targets: ["QForgeQuant"]),
+        .library(name: "QForgeInteger", targets: ["QForgeInteger"]),
         .executable(name: "qforge", targets: ["qforge"]),
     ],
     dependencies: [
@@ -30,8 +31,9 @@ let package = Package(
         .target(name: "QForgeData", dependencies: ["QForgeTensor"]),
         .target(name: "QForgeNN", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "Yams"]),
         .target(name: "QForgeQuant", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN"]),
+        .target(name: "QForgeInteger", dependencies: ["QForgeTensor", "QForgeGraph"], swiftSettings: kernelFlags),
         .executableTarget(name: "qforge", dependencies: [
-            "QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN", "QForgeQuant",
+            "QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["QForgeTensor"], path: "Tests/TestSupport"),
@@ -40,6 +42,7 @@ let package = Package(
         .testTarget(name: "QForgeDataTests", dependencies: ["QForgeData", "TestSupport"]),
         .testTarget(name: "QForgeNNTests", dependencies: ["QForgeNN", "TestSupport"]),
         .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "TestSupport"]),
+        .testTarget(name: "QForgeIntegerTests", dependencies: ["QForgeInteger", "TestSupport"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.
         .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "TestSupport"]),
         // Trains real models; each test skips itself in debug builds. Run with

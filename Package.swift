@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "QForgeData", targets: ["QForgeData"]),
         .library(name: "QForgeNN", targets: ["QForgeNN"]),
         .library(name: "QForgeQuant", targets: ["QForgeQuant"]),
+        .library(name: "QForgeReport", targets: ["QForgeReport"]),
         .library(name: "QForgeInteger", targets: ["QForgeInteger"]),
         .executable(name: "qforge", targets: ["qforge"]),
     ],
@@ -32,8 +33,9 @@ let package = Package(
         .target(name: "QForgeNN", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "Yams"]),
         .target(name: "QForgeQuant", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN"]),
         .target(name: "QForgeInteger", dependencies: ["QForgeTensor", "QForgeGraph"], swiftSettings: kernelFlags),
+        .target(name: "QForgeReport", dependencies: ["QForgeTensor", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger"]),
         .executableTarget(name: "qforge", dependencies: [
-            "QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger",
+            "QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger", "QForgeReport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["QForgeTensor"], path: "Tests/TestSupport"),

@@ -44,6 +44,7 @@ let package = Package(
         .testTarget(name: "QForgeDataTests", dependencies: ["QForgeData", "TestSupport"]),
         .testTarget(name: "QForgeNNTests", dependencies: ["QForgeNN", "TestSupport"]),
         .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "TestSupport"]),
+        .testTarget(name: "QForgeReportTests", dependencies: ["QForgeReport", "QForgeQuant", "QForgeInteger", "TestSupport"]),
         .testTarget(name: "QForgeIntegerTests", dependencies: ["QForgeInteger", "TestSupport"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.
         .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "TestSupport"]),

@@ -182,16 +182,28 @@ struct ChainWalker {
 
     /// The integer product of a Gemm/Conv whose weight comes from a Quant node.
     func product(_ node: Node, input: CodeGrid, codeOps: [CodeOp]) throws -> IntegerLayer {
-        guard node.inputs.count >= 2, let wq = producer[node.inputs[1]], wq.op == .quant else {
-            throw StreamlineError(node.name, "its weight is not quantized (no Quant node on input 2)")
+        guard node.inputs.count >= 2, let wq = producer[node.inputs[1]], wq.op == .quant || wq.op == .bipolarQuant else {
+            throw StreamlineError(node.name, "its weight is not quantized (no Quant or BipolarQuant node on input 2)")
         }
-        let (wGrid, wScale) = try quantParameters(wq)
         let w = try tensor(wq.inputs[0], for: wq)
+        let wScale: Tensor
+        var codes: [Int32]
+        if wq.op == .bipolarQuant {  // codes ±1: x ≥ 0 → +1
+            guard wq.inputs.count == 2 else { throw StreamlineError(wq.name, "a BipolarQuant node needs 2 inputs (x, scale)") }
+            wScale = try tensor(wq.inputs[1], for: wq)
+            guard wScale.scalars.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw StreamlineError(wq.name, "scales must be positive and finite, found \(wScale.scalars.prefix(4))")
+            }
+            codes = w.scalars.map { $0 >= 0 ? 1 : -1 }
+        } else {
+            let (wGrid, scale) = try quantParameters(wq)
+            wScale = scale
+            codes = w.quantizedIntegers(scale: wScale, zeroPoint: Tensor(shape: [1], scalars: [0]), grid: wGrid).map { Int32($0) }
+        }
         let channels = w.shape[0]
         guard wScale.count == 1 || wScale.count == channels else {
             throw StreamlineError(wq.name, "\(wScale.count) scales for \(channels) output channels")
         }
-        var codes = w.quantizedIntegers(scale: wScale, zeroPoint: Tensor(shape: [1], scalars: [0]), grid: wGrid).map { Int32($0) }
         var shape = w.shape
         let kind: IntegerProduct.Kind
         if node.op == .gemm {

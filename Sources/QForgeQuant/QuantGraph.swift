@@ -21,6 +21,13 @@ enum QuantGraph {
         // The file holds the scale itself; a power-of-two quantizer's trained log2 is not needed.
         b.tensors.removeValue(forKey: "\(prefix).log2_scale")
         b.tensors["\(prefix).scale"] = Tensor(shape: scaleShape, scalars: scale)
+        b.metadata[metaPrefix + node] = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
+        if s.bipolar {
+            b.nodes.append(Node(name: node, op: .bipolarQuant, inputs: [input, "\(prefix).scale"], outputs: [out]))
+            b.quantizers[out] = QuantizerSpec(bitWidth: 1, scale: scale, axis: scale.count > 1 ? 0 : nil, kind: .bipolar,
+                                              scaleIsPowerOfTwo: s.powerOfTwo)
+            return out
+        }
         b.tensors["\(prefix).zeropt"] = Tensor(shape: [1], scalars: [0])
         b.tensors["\(prefix).bitwidth"] = Tensor(shape: [1], scalars: [Float(s.bitWidth)])
         b.nodes.append(Node(name: node, op: .quant,
@@ -30,8 +37,6 @@ enum QuantGraph {
         b.quantizers[out] = QuantizerSpec(bitWidth: s.bitWidth, signed: s.signed, narrow: s.narrow, roundingMode: s.rounding,
                                           scale: scale, zeroPoint: [0], axis: scale.count > 1 ? 0 : nil,
                                           scaleIsPowerOfTwo: s.powerOfTwo)
-        let json = try JSONEncoder().encode(s)
-        b.metadata[metaPrefix + node] = String(decoding: json, as: UTF8.self)
         return out
     }
 
@@ -55,6 +60,13 @@ enum QuantGraph {
 
     /// A quantizer rebuilt from its Quant node: settings, bit width, and the learned scale.
     static func quantizer(from node: Node, graph: Graph, tensors: [String: Tensor], weight: Bool) throws -> Quantizer {
+        if node.op == .bipolarQuant {
+            guard weight else { throw ModelError.notAChain(reason: "node \(node.name): bipolar activations are not supported (bipolar weights are)") }
+            var s = QuantizerSettings.bipolarWeights()
+            if graph.metadata[metaPrefix + node.name] != nil { s = try settings(of: node, graph: graph, weight: true) }
+            try s.validate(node.name)
+            return Quantizer(s)
+        }
         var s = try settings(of: node, graph: graph, weight: weight)
         let bits = try tensor(node.inputs[3], tensors, node)
         guard bits.count == 1, let b = Int(exactly: bits.item), (1...16).contains(b) else {
@@ -133,8 +145,10 @@ public struct QuantLayerReader: GraphLayerReader {
     public init() {}
 
     public func read(_ group: [Node], graph: Graph, tensors: [String: Tensor]) throws -> (any Layer)? {
-        guard let quant = group.first(where: { $0.op == .quant }) else { return nil }
-        guard quant.inputs.count == 4 else { throw ModelError.notAChain(reason: "node \(quant.name): Quant needs 4 inputs") }
+        guard let quant = group.first(where: { $0.op == .quant || $0.op == .bipolarQuant }) else { return nil }
+        guard quant.inputs.count == (quant.op == .quant ? 4 : 2) else {
+            throw ModelError.notAChain(reason: "node \(quant.name): \(quant.op.rawValue) needs \(quant.op == .quant ? 4 : 2) inputs")
+        }
         let ops = group.map(\.op)
         if ops == [.quant] {
             return QuantIdentity(quantizer: try QuantGraph.quantizer(from: quant, graph: graph, tensors: tensors, weight: false))

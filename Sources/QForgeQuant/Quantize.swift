@@ -55,6 +55,10 @@ public func quantize(_ model: Model, policy: QuantPolicy) throws -> Model {
         var w = policy.weights, a = policy.activations
         if let b = policy.weightBits[path] { w.bitWidth = b }
         if w.source == .maxAbs && w.bitWidth <= policy.meanScaleUpTo { w.source = .meanAbs }
+        // One signed bit has no positive level: 1-bit weights are bipolar (±mean|w|).
+        if w.bitWidth == 1 && w.signed && !w.bipolar && w.nested == nil {
+            w = .bipolarWeights(perChannel: w.perChannel, powerOfTwo: w.powerOfTwo)
+        }
         if let b = policy.activationBits[path] { a.bitWidth = b }
         switch layer {
         case let d as Dense:

@@ -54,6 +54,8 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
     /// Nested weights: this (sign-magnitude, `bitWidth`-bit) code also holds an `innerBits`-bit
     /// weight in a window of its magnitude bits (`NestedWindow`); nil for plain quantizers.
     public var nested: Nested?
+    /// Bipolar (QONNX BipolarQuant): codes −1 and +1, y = ±scale; 1 bit, signed, weights only.
+    public var bipolar: Bool
 
     /// The inner width of nested weights and the window's lowest magnitude bit (nil: chosen per
     /// layer as the window with the least squared error to the weights, during training).
@@ -64,9 +66,28 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
     }
 
     public init(bitWidth: Int, signed: Bool, narrow: Bool = false, rounding: RoundingMode = .round,
-                perChannel: Bool = false, powerOfTwo: Bool = false, source: ScaleSource, nested: Nested? = nil) {
+                perChannel: Bool = false, powerOfTwo: Bool = false, source: ScaleSource, nested: Nested? = nil, bipolar: Bool = false) {
         self.bitWidth = bitWidth; self.signed = signed; self.narrow = narrow; self.rounding = rounding
         self.perChannel = perChannel; self.powerOfTwo = powerOfTwo; self.source = source; self.nested = nested
+        self.bipolar = bipolar
+    }
+
+    /// Bipolar weights with one scale (mean|w|, as XNOR-Net) per tensor or per output channel.
+    public static func bipolarWeights(perChannel: Bool = false, powerOfTwo: Bool = false) -> QuantizerSettings {
+        QuantizerSettings(bitWidth: 1, signed: true, perChannel: perChannel, powerOfTwo: powerOfTwo, source: .meanAbs, bipolar: true)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case bitWidth, signed, narrow, rounding, perChannel, powerOfTwo, source, nested, bipolar
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(bitWidth: try c.decode(Int.self, forKey: .bitWidth), signed: try c.decode(Bool.self, forKey: .signed),
+                  narrow: try c.decode(Bool.self, forKey: .narrow), rounding: try c.decode(RoundingMode.self, forKey: .rounding),
+                  perChannel: try c.decode(Bool.self, forKey: .perChannel), powerOfTwo: try c.decode(Bool.self, forKey: .powerOfTwo),
+                  source: try c.decode(ScaleSource.self, forKey: .source), nested: try c.decodeIfPresent(Nested.self, forKey: .nested),
+                  bipolar: try c.decodeIfPresent(Bool.self, forKey: .bipolar) ?? false)
     }
 
     /// Signed, narrow range, scale from max|w|: Brevitas's `Int8WeightPerTensorFloat` at any width.
@@ -84,6 +105,12 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
     /// Checks the settings; `context` names the quantizer in the error.
     public func validate(_ context: String) throws {
         guard (1...16).contains(bitWidth) else { throw QuantError.badBitWidth(bitWidth, context: context) }
+        if bipolar {
+            guard bitWidth == 1, signed, source != .learned, nested == nil else {
+                throw QuantError.unsupported("\(context): bipolar quantizers are 1-bit signed weight quantizers with a max|w| or mean|w| scale")
+            }
+            return
+        }
         let g = IntQuantGrid(bitWidth: bitWidth, signed: signed, narrow: narrow)
         guard g.maxInt > 0 else {
             throw QuantError.unsupported("\(context): a \(bitWidth)-bit \(signed ? "signed" : "unsigned")\(narrow ? " narrow" : "") grid has no positive level; use 2 bits or more")
@@ -153,7 +180,8 @@ public final class Quantizer {
         batchesSeen = Int.max / 2
     }
 
-    var maxInt: Float { Float(settings.grid.maxInt) }
+    /// The largest code (1 for bipolar quantizers).
+    var maxInt: Float { settings.bipolar ? 1 : Float(settings.grid.maxInt) }
 
     /// The scale for `x` as a tensor broadcastable to it (shape [C, 1, …] per channel).
     public func scale(for x: Tensor) -> Tensor {
@@ -187,6 +215,7 @@ public final class Quantizer {
             nestedShift = shift
             return x.nestedFakeQuantized(scale: s, window: window(shift), rounding: settings.rounding)
         }
+        if settings.bipolar { return x.bipolarQuantized(scale: withoutGradients { scale(for: x) }) }
         if settings.source == .learned, LayerContext.phase == .training, batchesSeen < calibrationBatches {
             calibrate(x)
         }

@@ -375,3 +375,31 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// QONNX `BipolarQuant` in float: y = scale · (x ≥ 0 ? +1 : −1), with `scale` one value or
+    /// one per index of axis 0. Gradient: straight through where |x| ≤ scale, zero elsewhere
+    /// (the clipped straight-through estimator of binarised networks); the scale, a statistic
+    /// of the weights, gets none.
+    public func bipolarQuantized(scale: Tensor) -> Tensor {
+        let blocks = Swift.max(scale.count, 1)
+        precondition(scale.count == 1 || (rank > 0 && scale.count == shape[0]), "bipolarQuantized: \(scale.count) scales for shape \(shape)")
+        let per = count / blocks, xd = detached, sd = scale.detached
+        let y = Tensor(shape: shape) { out in
+            let px = xd.storage.pointer
+            for b in 0..<blocks {
+                let s = sd.storage.pointer[scale.count == 1 ? 0 : b]
+                for i in (b * per)..<((b + 1) * per) { out[i] = px[i] >= 0 ? s : -s }
+            }
+        }
+        return Tensor.record(y, [self]) { g in
+            let pg = g.storage.pointer, px = xd.storage.pointer
+            return [Tensor(shape: g.shape) { out in
+                for b in 0..<blocks {
+                    let s = sd.storage.pointer[sd.count == 1 ? 0 : b]
+                    for i in (b * per)..<((b + 1) * per) { out[i] = abs(px[i]) <= s ? pg[i] : 0 }
+                }
+            }]
+        }
+    }
+}

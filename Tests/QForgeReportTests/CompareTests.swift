@@ -50,6 +50,25 @@ final class CompareTests: XCTestCase {
         XCTAssertEqual(e.accuracy, try q.evaluate(data).accuracy)
     }
 
+    func testBipolarWeightsSaveLoadAndStreamline() throws {
+        let (q, data) = try trainedModel(weightBits: 1, activationBits: 2, perChannel: false)
+        let conv = q.network.layers[1] as! QuantConv2d
+        XCTAssertTrue(conv.weightQuantizer.settings.bipolar)
+        // Every effective weight is ±mean|w|.
+        let w = conv.conv.weight.value
+        let mean = w.scalars.map(abs).reduce(0, +) / Float(w.count)
+        for v in withoutGradients({ conv.weightQuantizer(w) }).scalars { XCTAssertEqual(abs(v), mean, accuracy: 1e-6) }
+        let dir = try TemporaryDirectory()
+        try q.save(to: dir.file("b.safetensors"))
+        let back = try Model.loadAny(from: dir.file("b.safetensors"))
+        XCTAssertEqual(back.predict(data.inputs).scalars, q.predict(data.inputs).scalars)
+        let integer = try back.integerModel()
+        XCTAssertEqual(Set(integer.layers[0].product.weights.values.map { abs($0) }), [1])
+        let report = try compare(back, integer: integer, on: data)
+        XCTAssertEqual(report.outputMismatches, 0)
+        XCTAssertEqual(report.top1Agreement, 1)
+    }
+
     func testAccumulatorBoundsAreExactAndCapsBehaveAsDefined() throws {
         let (q, _) = try trainedModel()
         let integer = try q.integerModel()

@@ -71,7 +71,7 @@ struct Compare: ParsableCommand {
             }
             printMarkdownTable([header] + rows)
             print("output mismatches (integer vs fake-quantized in Double): \(r.outputMismatches)")
-            print("float32 tie flips: \(r.float32TieFlips); other float32 mismatches: \(r.layers.reduce(0) { $0 + $1.float32OtherMismatches })")
+            print("float32 tie flips: \(r.float32TieFlips) (Double value within \(String(format: "%.1e", r.layers.map(\.maxTieDistance).max() ?? 0)) steps of x.5); other float32 mismatches: \(r.layers.reduce(0) { $0 + $1.float32OtherMismatches })")
             if let a = r.top1Agreement { print(String(format: "top-1 agreement (integer vs fake-quantized): %.4f", a)) }
             if let f = r.floatAccuracy, let q = r.fakeQuantAccuracy, let i = r.integerAccuracy {
                 print(String(format: "accuracy: float %.4f, fake-quantized %.4f, integer %.4f", f, q, i))
@@ -86,7 +86,8 @@ struct Compare: ParsableCommand {
                      "fake_quant_vs_integer": ["max": l.fakeQuantVsInteger.max, "mean": l.fakeQuantVsInteger.mean],
                      "float_vs_integer": ["max": l.floatVsInteger.max, "mean": l.floatVsInteger.mean],
                      "mismatches": l.mismatches, "max_step_difference": l.maxStepDifference,
-                     "float32_tie_flips": l.float32TieFlips, "float32_other_mismatches": l.float32OtherMismatches, "values": l.values]
+                     "float32_tie_flips": l.float32TieFlips, "float32_other_mismatches": l.float32OtherMismatches,
+                     "max_tie_distance": l.maxTieDistance, "values": l.values]
                 },
             ])
         }

@@ -19,7 +19,8 @@ public struct IntegerProduct: Equatable, Sendable {
     /// Weight codes, [M, K] or [M, C, kh, kw]. Rows of channels whose epilogue decreases are
     /// negated (see `IntegerLayer.flipped`).
     public var weights: QTensor
-    /// Integer bias per output channel (in accumulator units), or nil.
+    /// Exact integer bias per output channel, in accumulator units, or nil: the zero-point
+    /// correction −z·Σ_k W[m, k] when the input codes have a zero point z.
     public var bias: [Int64]?
 }
 
@@ -76,11 +77,16 @@ public enum Requantization: Equatable, Sendable {
     }
 }
 
-/// A quantizer's grid and scale: codes q stand for q · scale.
+/// A quantizer's grid, scale and zero point: codes q stand for (q − zeroPoint) · scale.
 public struct CodeGrid: Equatable, Sendable {
     public var grid: IntQuantGrid
     public var scale: Double
-    public init(grid: IntQuantGrid, scale: Double) { self.grid = grid; self.scale = scale }
+    public var zeroPoint: Int
+    public init(grid: IntQuantGrid, scale: Double, zeroPoint: Int = 0) { self.grid = grid; self.scale = scale; self.zeroPoint = zeroPoint }
+
+    /// The real value of a code.
+    @inline(__always)
+    public func value(_ code: Int32) -> Double { Double(Int(code) - zeroPoint) * scale }
 }
 
 /// One layer of the integer model: code ops, product, accumulator, requantization.
@@ -97,6 +103,9 @@ public struct IntegerLayer: Equatable, Sendable {
     public var accumulatorCap: AccumulatorCap?
     /// Channels whose weight rows (and bias) are negated so that the epilogue increases.
     public var flipped: [Bool]
+    /// The multiplier and shift forms: the float bias and BatchNorm offset rounded to
+    /// accumulator units, added to the accumulator before the multiply (nil otherwise).
+    public var roundedBias: [Int64]?
     public var epilogue: [EpilogueOp]
     public var requantization: Requantization
     /// The grid and scale of the codes this layer produces (nil for the output layer).
@@ -122,7 +131,8 @@ public struct IntegerModel: Equatable, Sendable {
 
     /// Float inputs [N, …] → input codes.
     public func quantizeInput(_ x: Tensor) -> QTensor {
-        let codes = x.quantizedIntegers(scale: Tensor(shape: [1], scalars: [inputScale]), zeroPoint: Tensor(shape: [1], scalars: [0]),
+        let codes = x.quantizedIntegers(scale: Tensor(shape: [1], scalars: [inputScale]),
+                                        zeroPoint: Tensor(shape: [1], scalars: [Float(inputQuantizer.zeroPoint)]),
                                         grid: inputQuantizer.grid)
         return QTensor(shape: [x.shape[0]] + inputShape, values: codes.map { Int32($0) })
     }
@@ -142,11 +152,7 @@ public struct IntegerModel: Equatable, Sendable {
         for (i, layer) in layers.enumerated() {
             let acc = layer.accumulate(x)
             if i == layers.count - 1 { return Trace(codes: taps, outputs: acc) }
-            switch layer.requantization {
-            case .thresholds(let t): x = t.apply(acc)
-            case .multiplyShift(let m): x = m.apply(acc)
-            case .output: preconditionFailure("IntegerModel: only the last layer may be an output layer (\(layer.name))")
-            }
+            x = layer.requantize(acc)
             taps.append(x)
         }
         preconditionFailure("IntegerModel: no layers")
@@ -184,6 +190,18 @@ extension IntegerLayer {
         return acc
     }
 
+    /// Accumulators → the next layer's codes (thresholds, or rounded bias then multiplier and shift).
+    public func requantize(_ acc: AccTensor) -> QTensor {
+        switch requantization {
+        case .thresholds(let t): return t.apply(acc)
+        case .multiplyShift(let m):
+            guard let b = roundedBias else { return m.apply(acc) }
+            let per = acc.count / Swift.max(acc.shape[0] * b.count, 1)
+            return m.apply(AccTensor(shape: acc.shape, values: acc.values.enumerated().map { i, a in a + b[(i / per) % b.count] }))
+        case .output: preconditionFailure("IntegerLayer \(name): an output layer has no requantization")
+        }
+    }
+
     /// The epilogue in Double for one accumulator of channel c (undoing the flip).
     @inline(__always)
     public func epilogueValue(_ acc: Int64, channel c: Int) -> Double {
@@ -192,12 +210,11 @@ extension IntegerLayer {
         return y
     }
 
-    /// The reference code of one accumulator: clamp(R(epilogue / scale)) in Double, on the
-    /// product without its integer bias (which only the multiplier form adds).
+    /// The reference code of one accumulator: clamp(R(epilogue / scale + zero point)) in Double.
     @inline(__always)
     public func referenceCode(_ acc: Int64, channel c: Int) -> Int32 {
         let out = output!
-        let v = epilogueValue(acc - (product.bias?[c] ?? 0), channel: c) / out.scale
+        let v = epilogueValue(acc, channel: c) / out.scale + Double(out.zeroPoint)
         let r = out.grid.rounding.apply(v)
         return Int32(Swift.min(Swift.max(r, Double(out.grid.minInt)), Double(out.grid.maxInt)))
     }

@@ -80,12 +80,12 @@ struct ChainWalker {
         return t
     }
 
-    /// The Quant node's grid and scale tensor.
-    func quantParameters(_ node: Node) throws -> (IntQuantGrid, Tensor) {
+    /// The Quant node's grid, scale tensor and (integer, per-tensor) zero point.
+    func quantParameters(_ node: Node) throws -> (IntQuantGrid, Tensor, Int) {
         guard node.inputs.count == 4 else { throw StreamlineError(node.name, "a Quant node needs 4 inputs (x, scale, zero point, bit width)") }
         let scale = try tensor(node.inputs[1], for: node), zero = try tensor(node.inputs[2], for: node), bits = try tensor(node.inputs[3], for: node)
-        guard zero.scalars.allSatisfy({ $0 == 0 }) else {
-            throw StreamlineError(node.name, "zero point \(zero.scalars.prefix(4)) is not 0; QForge streamlines symmetric quantizers")
+        guard zero.count == 1, let zp = Int(exactly: zero.item) else {
+            throw StreamlineError(node.name, "zero point \(zero.scalars.prefix(4)) is not one integer; QForge streamlines integer per-tensor zero points")
         }
         guard bits.count == 1, let b = Int(exactly: bits.item), (1...16).contains(b) else {
             throw StreamlineError(node.name, "bit width \(bits.scalars.prefix(4)) is not one integer in 1...16")
@@ -96,7 +96,10 @@ struct ChainWalker {
         let rounding = node.attributes["rounding_mode"]?.stringValue.flatMap(RoundingMode.init(qonnxName:)) ?? .round
         let grid = IntQuantGrid(bitWidth: b, signed: node.attributes["signed"]?.intValue == 1,
                                 narrow: node.attributes["narrow"]?.intValue == 1, rounding: rounding)
-        return (grid, scale)
+        guard (grid.minInt...grid.maxInt).contains(zp) else {
+            throw StreamlineError(node.name, "zero point \(zp) lies outside the \(b)-bit grid \(grid.minInt)…\(grid.maxInt)")
+        }
+        return (grid, scale, zp)
     }
 
     /// The single consumer of `value` (the chain continues there), or nil at the graph output.
@@ -117,9 +120,9 @@ struct ChainWalker {
             throw StreamlineError(consumers[input.name]?.first?.name ?? input.name,
                                   "the input is not quantized first; quantize the model (an input Quant node) before streamlining")
         }
-        let (inGrid, inScale) = try quantParameters(first)
+        let (inGrid, inScale, inZero) = try quantParameters(first)
         guard inScale.count == 1 else { throw StreamlineError(first.name, "the input quantizer needs one scale") }
-        var codes = CodeGrid(grid: inGrid, scale: Double(inScale.item))
+        var codes = CodeGrid(grid: inGrid, scale: Double(inScale.item), zeroPoint: inZero)
         var value = first.outputs[0]
         var layers: [IntegerLayer] = []
         var pending: [CodeOp] = []
@@ -151,9 +154,9 @@ struct ChainWalker {
                     guard q.op == .quant else {
                         throw StreamlineError(q.name, "a float \(q.op.rawValue) between \(node.name) and the next quantizer cannot be streamlined; quantize its input or output, or remove it")
                     }
-                    let (grid, scale) = try quantParameters(q)
+                    let (grid, scale, zero) = try quantParameters(q)
                     guard scale.count == 1 else { throw StreamlineError(q.name, "activation quantizers need one scale (per tensor)") }
-                    layer.output = CodeGrid(grid: grid, scale: Double(scale.item))
+                    layer.output = CodeGrid(grid: grid, scale: Double(scale.item), zeroPoint: zero)
                     layer.name = q.name
                     let form = options.forms.first { layer.name.hasPrefix($0.key + "/") || layer.name == $0.key }?.value ?? options.form
                     try requantize(&layer, form: form, options: options)
@@ -176,7 +179,7 @@ struct ChainWalker {
         }
         if !pending.isEmpty { throw StreamlineError(value, "MaxPool/Flatten after the last layer are not supported") }
         let shape = input.shape.dropFirst().map { $0 ?? 0 }
-        return IntegerModel(name: graph.name, inputShape: Array(shape), inputQuantizer: CodeGrid(grid: inGrid, scale: Double(inScale.item)),
+        return IntegerModel(name: graph.name, inputShape: Array(shape), inputQuantizer: CodeGrid(grid: inGrid, scale: Double(inScale.item), zeroPoint: inZero),
                             inputScale: inScale.item, layers: layers)
     }
 
@@ -196,7 +199,8 @@ struct ChainWalker {
             }
             codes = w.scalars.map { $0 >= 0 ? 1 : -1 }
         } else {
-            let (wGrid, scale) = try quantParameters(wq)
+            let (wGrid, scale, zero) = try quantParameters(wq)
+            guard zero == 0 else { throw StreamlineError(wq.name, "weights need zero point 0 (symmetric), found \(zero)") }
             wScale = scale
             codes = w.quantizedIntegers(scale: wScale, zeroPoint: Tensor(shape: [1], scalars: [0]), grid: wGrid).map { Int32($0) }
         }
@@ -222,6 +226,9 @@ struct ChainWalker {
                 throw StreamlineError(node.name, "only square, ungrouped, undilated convolutions with equal strides and pads are supported")
             }
             kind = .conv(stride: strides[0], padding: pads.first ?? 0)
+            if (pads.first ?? 0) > 0 && input.zeroPoint != 0 {
+                throw StreamlineError(node.name, "zero padding of inputs with zero point \(input.zeroPoint) is not supported; use a zero point of 0 before padded convolutions")
+            }
         }
         let m = shape[0]
         var epilogue: [EpilogueOp] = [.scale((0..<m).map { input.scale * Double(wScale.scalars[wScale.count == 1 ? 0 : $0]) })]
@@ -231,7 +238,8 @@ struct ChainWalker {
         let weights = QTensor(shape: shape, values: codes)
         return IntegerLayer(name: node.name, codeOps: codeOps, product: IntegerProduct(kind: kind, weights: weights, bias: nil),
                             accumulatorRange: [], accumulatorBits: 0, accumulatorCap: nil,
-                            flipped: [Bool](repeating: false, count: m), epilogue: epilogue, requantization: .output, output: nil, input: input)
+                            flipped: [Bool](repeating: false, count: m), roundedBias: nil, epilogue: epilogue, requantization: .output,
+                            output: nil, input: input)
             .withRanges()
     }
 
@@ -287,9 +295,9 @@ struct ChainWalker {
                     shifts.append(shift)
                 }
             }
-            layer.product.bias = bias
+            layer.roundedBias = bias
             layer = layer.withRanges()
-            layer.requantization = .multiplyShift(MultiplyShift(multipliers: multipliers, shifts: shifts, grid: out.grid))
+            layer.requantization = .multiplyShift(MultiplyShift(multipliers: multipliers, shifts: shifts, offsets: [Int64(out.zeroPoint)], grid: out.grid))
         }
     }
 
@@ -340,14 +348,20 @@ struct ChainWalker {
 }
 
 extension IntegerLayer {
-    /// The layer with its accumulator ranges and width recomputed from weights, bias and input grid.
+    /// The layer with its zero-point bias, accumulator ranges and width recomputed from its
+    /// weights, input grid and rounded bias.
     func withRanges() -> IntegerLayer {
         var l = self
+        let m = product.weights.shape[0], per = product.weights.count / Swift.max(m, 1)
+        if input.zeroPoint != 0 {  // Σ w·(q − z) = Σ w·q − z·Σ w
+            l.product.bias = (0..<m).map { c in -Int64(input.zeroPoint) * product.weights.values[(c * per)..<((c + 1) * per)].reduce(0) { $0 + Int64($1) } }
+        }
         let padded: Bool
         if case let .conv(_, p) = product.kind { padded = p > 0 } else { padded = false }
+        let biases = (0..<m).map { (l.product.bias?[$0] ?? 0) + (roundedBias?[$0] ?? 0) }
         l.accumulatorRange = IntegerOps.accumulatorRanges(weight: product.weights,
                                                           inputs: Int32(input.grid.minInt)...Int32(input.grid.maxInt),
-                                                          bias: product.bias, zeroPadded: padded)
+                                                          bias: biases, zeroPadded: padded)
         l.accumulatorBits = l.accumulatorRange.map { IntegerOps.signedBitsNeeded(min: $0.lowerBound, max: $0.upperBound) }.max() ?? 1
         return l
     }

@@ -15,7 +15,7 @@ enum QuantGraph {
 
     /// Writes a Quant node with settings `s` applied to `input`, named `node`, and returns its
     /// output. Nested weights are stored at their outer width; the window is in the settings.
-    static func emit(_ s: QuantizerSettings, scale: [Float], scaleShape: [Int], input: String,
+    static func emit(_ s: QuantizerSettings, scale: [Float], scaleShape: [Int], zeroPoint: Float = 0, input: String,
                      prefix: String, node: String, into b: inout GraphBuilder) throws -> String {
         let out = node.replacingOccurrences(of: "/", with: ".") + ".q"
         // The file holds the scale itself; a power-of-two quantizer's trained log2 is not needed.
@@ -28,14 +28,15 @@ enum QuantGraph {
                                               scaleIsPowerOfTwo: s.powerOfTwo)
             return out
         }
-        b.tensors["\(prefix).zeropt"] = Tensor(shape: [1], scalars: [0])
+        b.tensors.removeValue(forKey: "\(prefix).zero_point")  // the file holds the rounded zero point as zeropt
+        b.tensors["\(prefix).zeropt"] = Tensor(shape: [1], scalars: [zeroPoint])
         b.tensors["\(prefix).bitwidth"] = Tensor(shape: [1], scalars: [Float(s.bitWidth)])
         b.nodes.append(Node(name: node, op: .quant,
                             inputs: [input, "\(prefix).scale", "\(prefix).zeropt", "\(prefix).bitwidth"], outputs: [out],
                             attributes: ["signed": .int(s.signed ? 1 : 0), "narrow": .int(s.narrow ? 1 : 0),
                                          "rounding_mode": .string(s.rounding.rawValue)]))
         b.quantizers[out] = QuantizerSpec(bitWidth: s.bitWidth, signed: s.signed, narrow: s.narrow, roundingMode: s.rounding,
-                                          scale: scale, zeroPoint: [0], axis: scale.count > 1 ? 0 : nil,
+                                          scale: scale, zeroPoint: [zeroPoint], axis: scale.count > 1 ? 0 : nil,
                                           scaleIsPowerOfTwo: s.powerOfTwo)
         return out
     }
@@ -79,7 +80,12 @@ enum QuantGraph {
             guard scale.count == 1, scale.item > 0, scale.item.isFinite else {
                 throw ModelError.notAChain(reason: "node \(node.name): a learned scale must be one positive number, found \(scale.scalars)")
             }
-            return Quantizer(s, scale: scale.item)
+            let zero = try tensor(node.inputs[2], tensors, node)
+            guard zero.count == 1, zero.item.isFinite, zero.item == zero.item.rounded() else {
+                throw ModelError.notAChain(reason: "node \(node.name): the zero point must be one integer, found \(zero.scalars.prefix(4))")
+            }
+            if s.zeroPoint == .zero && zero.item != 0 { s.zeroPoint = .learned }
+            return Quantizer(s, scale: scale.item, zeroPoint: zero.item)
         }
         if s.source == .fixed {
             let scale = try tensor(node.inputs[1], tensors, node)
@@ -95,7 +101,8 @@ enum QuantGraph {
 extension QuantIdentity: GraphLowerable {
     public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
         let scale = quantizer.scaleValues(for: Tensor(zeros: [1]))
-        return try QuantGraph.emit(quantizer.settings, scale: scale, scaleShape: [1], input: input, prefix: "\(name).act_quant", node: name, into: &b)
+        return try QuantGraph.emit(quantizer.settings, scale: scale, scaleShape: [1], zeroPoint: quantizer.zeroPoint.item,
+                                   input: input, prefix: "\(name).act_quant", node: name, into: &b)
     }
 }
 
@@ -103,7 +110,8 @@ extension QuantReLU: GraphLowerable {
     public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
         b.nodes.append(Node(name: name, op: .relu, inputs: [input], outputs: ["\(name).out"], attributes: [:]))
         let scale = quantizer.scaleValues(for: Tensor(zeros: [1]))
-        return try QuantGraph.emit(quantizer.settings, scale: scale, scaleShape: [1], input: "\(name).out", prefix: "\(name).act_quant",
+        return try QuantGraph.emit(quantizer.settings, scale: scale, scaleShape: [1], zeroPoint: quantizer.zeroPoint.item,
+                                   input: "\(name).out", prefix: "\(name).act_quant",
                                    node: "\(name)/act_quant", into: &b)
     }
 }

@@ -12,9 +12,13 @@ extension QuantizedLayer {
     public var spec: LayerSpec? { nil }
 
     /// Learned scales are parameters too, under `<quantizer>.scale` (`<quantizer>.log2_scale`
-    /// for power-of-two scales, which train log2).
+    /// for power-of-two scales, which train log2), and learned zero points under
+    /// `<quantizer>.zero_point`.
     func quantizerParameters() -> [(String, Parameter)] {
-        quantizers.compactMap { name, q in q.parameter.map { ("\(name).\(q.settings.powerOfTwo ? "log2_scale" : "scale")", $0) } }
+        quantizers.flatMap { name, q -> [(String, Parameter)] in
+            (q.parameter.map { [("\(name).\(q.settings.powerOfTwo ? "log2_scale" : "scale")", $0)] } ?? [])
+                + (q.zeroPointParameter.map { [("\(name).zero_point", $0)] } ?? [])
+        }
     }
 }
 

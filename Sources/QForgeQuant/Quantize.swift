@@ -29,10 +29,14 @@ public struct QuantPolicy: Sendable {
 
     /// The anchors' recipe: `wbits`-bit signed narrow per-tensor weights from max|w| (mean|w|
     /// at 2 bits and below), `abits`-bit unsigned learned activations, 8-bit unsigned input.
-    public static func uniform(weightBits: Int, activationBits: Int, perChannel: Bool = false, powerOfTwo: Bool = false) -> QuantPolicy {
-        QuantPolicy(weights: .weights(bits: weightBits, perChannel: perChannel, powerOfTwo: powerOfTwo),
-                    activations: .activations(bits: activationBits, powerOfTwo: powerOfTwo),
-                    input: .activations(bits: 8, powerOfTwo: powerOfTwo))
+    public static func uniform(weightBits: Int, activationBits: Int, perChannel: Bool = false, powerOfTwo: Bool = false,
+                               zeroPoint: QuantizerSettings.ZeroPointMode = .zero) -> QuantPolicy {
+        var activations = QuantizerSettings.activations(bits: activationBits, powerOfTwo: powerOfTwo)
+        var input = QuantizerSettings.activations(bits: 8, powerOfTwo: powerOfTwo)
+        activations.zeroPoint = zeroPoint
+        input.zeroPoint = zeroPoint
+        return QuantPolicy(weights: .weights(bits: weightBits, perChannel: perChannel, powerOfTwo: powerOfTwo),
+                           activations: activations, input: input)
     }
 }
 
@@ -45,8 +49,9 @@ public func quantize(_ model: Model, policy: QuantPolicy) throws -> Model {
     }
     var layers: [any Layer] = []
     if var input = policy.input {
-        // Standardised inputs (regression models) are signed: an unsigned grid would clip half.
-        if model.inputScaler != nil { input.signed = true }
+        // Standardised inputs (regression models) are signed: an unsigned grid without a zero
+        // point would clip half of them.
+        if model.inputScaler != nil && input.zeroPoint == .zero { input.signed = true }
         try input.validate("input quantizer")
         layers.append(QuantIdentity(input))
     }

@@ -56,6 +56,12 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
     public var nested: Nested?
     /// Bipolar (QONNX BipolarQuant): codes −1 and +1, y = ±scale; 1 bit, signed, weights only.
     public var bipolar: Bool
+    /// Zero point: fixed at 0 (symmetric), or learned (asymmetric; activations with a learned
+    /// scale): calibrated from the 0.001st and 99.999th percentiles of the first batches, then
+    /// trained with a straight-through rounding so it stays an integer.
+    public var zeroPoint: ZeroPointMode
+
+    public enum ZeroPointMode: String, Codable, Sendable { case zero, learned }
 
     /// The inner width of nested weights and the window's lowest magnitude bit (nil: chosen per
     /// layer as the window with the least squared error to the weights, during training).
@@ -66,10 +72,11 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
     }
 
     public init(bitWidth: Int, signed: Bool, narrow: Bool = false, rounding: RoundingMode = .round,
-                perChannel: Bool = false, powerOfTwo: Bool = false, source: ScaleSource, nested: Nested? = nil, bipolar: Bool = false) {
+                perChannel: Bool = false, powerOfTwo: Bool = false, source: ScaleSource, nested: Nested? = nil, bipolar: Bool = false,
+                zeroPoint: ZeroPointMode = .zero) {
         self.bitWidth = bitWidth; self.signed = signed; self.narrow = narrow; self.rounding = rounding
         self.perChannel = perChannel; self.powerOfTwo = powerOfTwo; self.source = source; self.nested = nested
-        self.bipolar = bipolar
+        self.bipolar = bipolar; self.zeroPoint = zeroPoint
     }
 
     /// Bipolar weights with one scale (mean|w|, as XNOR-Net) per tensor or per output channel.
@@ -78,7 +85,7 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case bitWidth, signed, narrow, rounding, perChannel, powerOfTwo, source, nested, bipolar
+        case bitWidth, signed, narrow, rounding, perChannel, powerOfTwo, source, nested, bipolar, zeroPoint
     }
 
     public init(from decoder: Decoder) throws {
@@ -87,7 +94,8 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
                   narrow: try c.decode(Bool.self, forKey: .narrow), rounding: try c.decode(RoundingMode.self, forKey: .rounding),
                   perChannel: try c.decode(Bool.self, forKey: .perChannel), powerOfTwo: try c.decode(Bool.self, forKey: .powerOfTwo),
                   source: try c.decode(ScaleSource.self, forKey: .source), nested: try c.decodeIfPresent(Nested.self, forKey: .nested),
-                  bipolar: try c.decodeIfPresent(Bool.self, forKey: .bipolar) ?? false)
+                  bipolar: try c.decodeIfPresent(Bool.self, forKey: .bipolar) ?? false,
+                  zeroPoint: try c.decodeIfPresent(ZeroPointMode.self, forKey: .zeroPoint) ?? .zero)
     }
 
     /// Signed, narrow range, scale from max|w|: Brevitas's `Int8WeightPerTensorFloat` at any width.
@@ -105,6 +113,9 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
     /// Checks the settings; `context` names the quantizer in the error.
     public func validate(_ context: String) throws {
         guard (1...16).contains(bitWidth) else { throw QuantError.badBitWidth(bitWidth, context: context) }
+        if zeroPoint == .learned && (source != .learned || perChannel) {
+            throw QuantError.unsupported("\(context): a learned zero point needs a learned per-tensor scale (activation quantizers)")
+        }
         if bipolar {
             guard bitWidth == 1, signed, source != .learned, nested == nil else {
                 throw QuantError.unsupported("\(context): bipolar quantizers are 1-bit signed weight quantizers with a max|w| or mean|w| scale")
@@ -139,6 +150,8 @@ public final class Quantizer {
     public let settings: QuantizerSettings
     /// The learned scale (linear, or log2 when `powerOfTwo`); nil for statistics-based scales.
     public let parameter: Parameter?
+    /// The learned zero point (a float, rounded with a straight-through estimator); nil when 0.
+    public let zeroPointParameter: Parameter?
     public let calibrationBatches: Int
     public private(set) var batchesSeen = 0
     /// The scale of a `.fixed` quantizer, shaped to broadcast against its input ([1] or [C, 1, …]).
@@ -154,13 +167,15 @@ public final class Quantizer {
         self.calibrationBatches = calibrationBatches
         nestedShift = settings.nested?.shift
         parameter = settings.source == .learned ? Parameter(Tensor(shape: [1], scalars: [settings.powerOfTwo ? 0 : 1])) : nil
+        zeroPointParameter = settings.zeroPoint == .learned ? Parameter(Tensor(shape: [1], scalars: [0])) : nil
     }
 
     /// A learned quantizer with a known scale (loading a saved model).
-    public init(_ settings: QuantizerSettings, scale: Float) {
+    public init(_ settings: QuantizerSettings, scale: Float, zeroPoint: Float = 0) {
         self.settings = settings
         calibrationBatches = 0
         parameter = Parameter(Tensor(shape: [1], scalars: [settings.powerOfTwo ? log2f(scale) : scale]))
+        zeroPointParameter = settings.zeroPoint == .learned ? Parameter(Tensor(shape: [1], scalars: [zeroPoint])) : nil
         batchesSeen = Int.max / 2
     }
 
@@ -169,15 +184,23 @@ public final class Quantizer {
         self.settings = settings
         calibrationBatches = 0
         parameter = nil
+        zeroPointParameter = nil
         self.fixedScale = fixedScale
     }
 
-    /// Sets a learned scale (calibration); it is then trained, never recalibrated.
-    public func setLearnedScale(_ scale: Float) throws {
+    /// Sets a learned scale (and zero point) from calibration; they are then trained, never
+    /// recalibrated.
+    public func setLearnedScale(_ scale: Float, zeroPoint: Float = 0) throws {
         guard let parameter else { throw QuantError.unsupported("setLearnedScale: the quantizer's scale is not learned") }
         guard scale > 0, scale.isFinite else { throw QuantError.badScale(scale, context: "calibrated scale") }
         parameter.assign(Tensor(shape: [1], scalars: [settings.powerOfTwo ? log2f(scale) : scale]))
+        zeroPointParameter?.assign(Tensor(shape: [1], scalars: [zeroPoint]))
         batchesSeen = Int.max / 2
+    }
+
+    /// The zero point in use: 0, or the learned one rounded to an integer (straight through).
+    public var zeroPoint: Tensor {
+        zeroPointParameter.map { $0.value.roundedSTE() } ?? Tensor(shape: [1], scalars: [0])
     }
 
     /// The largest code (1 for bipolar quantizers).
@@ -219,7 +242,7 @@ public final class Quantizer {
         if settings.source == .learned, LayerContext.phase == .training, batchesSeen < calibrationBatches {
             calibrate(x)
         }
-        return x.fakeQuantized(scale: scale(for: x), zeroPoint: Tensor(shape: [1], scalars: [0]), grid: settings.grid)
+        return x.fakeQuantized(scale: scale(for: x), zeroPoint: zeroPoint, grid: settings.grid)
     }
 
     func window(_ shift: Int) -> NestedWindow {
@@ -246,12 +269,24 @@ public final class Quantizer {
     /// Moves the learned scale towards the 99.999th percentile of |x| / maxInt (running mean
     /// over the calibration batches).
     func calibrate(_ x: Tensor) {
-        let p = percentileAbs(x, 0.99999) / maxInt
-        guard p > 0, p.isFinite else { return }
+        let range: (scale: Float, zeroPoint: Float)
+        if settings.zeroPoint == .learned {
+            // Asymmetric: the grid spans the 0.001st…99.999th percentiles of x (and 0).
+            let lo = Swift.min(percentile(x, 0.00001), 0), hi = Swift.max(percentile(x, 0.99999), 0)
+            let s = (hi - lo) / Float(settings.grid.maxInt - settings.grid.minInt)
+            range = (s, Float(settings.grid.minInt) - lo / s)
+        } else {
+            range = (percentileAbs(x, 0.99999) / maxInt, 0)
+        }
+        guard range.scale > 0, range.scale.isFinite, range.zeroPoint.isFinite else { return }
         batchesSeen += 1
         let current = settings.powerOfTwo ? exp2f(parameter!.value.item) : parameter!.value.item
-        let next = batchesSeen == 1 ? p : current + (p - current) / Float(batchesSeen)
+        let next = batchesSeen == 1 ? range.scale : current + (range.scale - current) / Float(batchesSeen)
         parameter!.assign(Tensor(shape: [1], scalars: [settings.powerOfTwo ? log2f(next) : next]))
+        if let z = zeroPointParameter {
+            let zNext = batchesSeen == 1 ? range.zeroPoint : z.value.item + (range.zeroPoint - z.value.item) / Float(batchesSeen)
+            z.assign(Tensor(shape: [1], scalars: [zNext]))
+        }
     }
 
     func absMax(_ x: Tensor) -> [Float] {
@@ -281,14 +316,17 @@ public final class Quantizer {
 
 /// The q-quantile of |x| (0 ≤ q ≤ 1), from at most 65,536 evenly strided samples, found by
 /// selection (linear time; QAT calls this on every batch while scales calibrate).
-func percentileAbs(_ x: Tensor, _ q: Double) -> Float {
+func percentileAbs(_ x: Tensor, _ q: Double) -> Float { percentile(x, q, magnitude: true) }
+
+/// The q-quantile of x (or of |x|), from at most 65,536 evenly strided samples.
+func percentile(_ x: Tensor, _ q: Double, magnitude: Bool = false) -> Float {
     let n = x.count
     guard n > 0 else { return 0 }
     let stride = Swift.max(1, n / 65_536)
     var values = [Float]()
     values.reserveCapacity(n / stride + 1)
     var i = 0
-    while i < n { values.append(abs(x.storage.pointer[i])); i += stride }
+    while i < n { let v = x.storage.pointer[i]; values.append(magnitude ? abs(v) : v); i += stride }
     let k = Swift.min(values.count - 1, Int((q * Double(values.count - 1)).rounded()))
     return select(&values, k)
 }

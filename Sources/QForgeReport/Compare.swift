@@ -97,30 +97,23 @@ public func compare(_ model: Model, integer: IntegerModel, on data: Dataset, bat
             let f = float[layerIndex[k]].scalars, fq = fake[layerIndex[k]].scalars
             let acc = layer.accumulate(codes)
             if let out = layer.output {
-                func requantize(_ a: AccTensor) -> QTensor {
-                    switch layer.requantization {
-                    case .thresholds(let t): return t.apply(a)
-                    case .multiplyShift(let m): return m.apply(a)
-                    case .output: preconditionFailure("only the last layer is an output layer")
-                    }
-                }
-                let next = requantize(acc)
+                let next = layer.requantize(acc)
                 let reference = layer.referenceCodes(layer.accumulate(codes, capped: false))
                 let local = layer.accumulate(floatChainCodes)
-                let localNext = requantize(local)
+                let localNext = layer.requantize(local)
                 let channels = acc.shape[1], per = acc.count / Swift.max(n * channels, 1)
                 var fakeCodes = [Int32](repeating: 0, count: next.count)
                 for i in 0..<next.count {
-                    let code = next.values[i], dq = Double(code) * out.scale
+                    let code = next.values[i], dq = out.value(code)
                     stats[k].fvq.add(Double(f[i]), Double(fq[i]))
                     stats[k].qvi.add(Double(fq[i]), dq)
                     stats[k].fvi.add(Double(f[i]), dq)
                     let step = abs(Int(code) - Int(reference.values[i]))
                     if step != 0 { mismatches[k] += 1; maxSteps[k] = Swift.max(maxSteps[k], step) }
-                    fakeCodes[i] = Int32((Double(fq[i]) / out.scale).rounded())
+                    fakeCodes[i] = Int32((Double(fq[i]) / out.scale).rounded()) + Int32(out.zeroPoint)
                     if fakeCodes[i] != localNext.values[i] {
                         let c = (i / per) % channels
-                        let v = layer.epilogueValue(local.values[i] - (layer.product.bias?[c] ?? 0), channel: c) / out.scale
+                        let v = layer.epilogueValue(local.values[i], channel: c) / out.scale
                         let distance = abs(abs(v - v.rounded(.down)) - 0.5)
                         tieDistance[k] = Swift.max(tieDistance[k], distance)
                         if distance < tieTolerance { ties[k] += 1 } else { others[k] += 1 }

@@ -72,6 +72,9 @@ struct ModelOptions: ParsableArguments {
     @Flag(help: "QAT: power-of-two scales (requantization becomes a shift).")
     var po2 = false
 
+    @Option(help: "QAT: activation and input zero points: zero (symmetric) or learned (asymmetric, calibrated then trained).")
+    var zeroPoint: String = "zero"
+
     @Option(help: "QAT: weight scale from max (max|w|, Brevitas's default), mean (mean|w|), or auto: max above 2 bits, mean at 2 bits and below (max|w| rounds most ternary weights to zero).")
     var weightScale: String = "auto"
 
@@ -99,6 +102,7 @@ struct ModelOptions: ParsableArguments {
         if given != 1 { throw ValidationError("give exactly one of --preset, --model or --init-from") }
         if nested == nil, (wbits == nil) != (abits == nil) { throw ValidationError("give --wbits and --abits together") }
         if !["auto", "max", "mean"].contains(weightScale) { throw ValidationError("--weight-scale must be auto, max or mean") }
+        if !["zero", "learned"].contains(zeroPoint) { throw ValidationError("--zero-point must be zero or learned") }
     }
 
     /// The quantization policy the options and the model file ask for, if any: widths from
@@ -109,7 +113,8 @@ struct ModelOptions: ParsableArguments {
         guard let w = nestedWidths?.outer ?? wbits ?? description?.wbits, let a = abits ?? description?.abits ?? (nested != nil ? 8 : nil) else {
             throw CommandError("\(modelFile ?? "the model"): per-layer widths need default widths for the other layers: give --wbits and --abits, or top-level wbits and abits in the file")
         }
-        var p = QuantPolicy.uniform(weightBits: w, activationBits: a, perChannel: perChannel, powerOfTwo: po2)
+        var p = QuantPolicy.uniform(weightBits: w, activationBits: a, perChannel: perChannel, powerOfTwo: po2,
+                                    zeroPoint: zeroPoint == "learned" ? .learned : .zero)
         switch weightScale {
         case "mean": p.weights.source = .meanAbs
         case "max": p.meanScaleUpTo = 0

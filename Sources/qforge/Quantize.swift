@@ -18,6 +18,13 @@ struct QuantWidthOptions: ParsableArguments {
 
     @Flag(help: "Power-of-two scales (requantization becomes a shift).")
     var po2 = false
+
+    @Option(help: "Activation and input zero points: zero (symmetric) or learned (asymmetric).")
+    var zeroPoint: String = "zero"
+
+    func validate() throws {
+        if !["zero", "learned"].contains(zeroPoint) { throw ValidationError("--zero-point must be zero or learned") }
+    }
 }
 
 struct Quantize: ParsableCommand {
@@ -70,7 +77,8 @@ struct Quantize: ParsableCommand {
         let floatEval = try float.evaluate(test)
 
         var policy = QuantPolicy.uniform(weightBits: widths.wbits, activationBits: widths.abits,
-                                         perChannel: widths.perChannel, powerOfTwo: widths.po2)
+                                         perChannel: widths.perChannel, powerOfTwo: widths.po2,
+                                         zeroPoint: widths.zeroPoint == "learned" ? .learned : .zero)
         policy.meanScaleUpTo = 0
         var q = try quantize(float, policy: policy)
         let sequence = train.batches(size: batch, shuffle: true, seed: seed, epoch: 0)

@@ -1,0 +1,79 @@
+import Foundation
+import QForgeData
+import QForgeGraph
+import QForgeInteger
+import QForgeNN
+@testable import QForgeQuant
+import QForgeReport
+import QForgeTensor
+import TestSupport
+import XCTest
+
+/// Asymmetric (learned zero point) activation quantizers, from QAT to the integer model.
+final class ZeroPointTests: XCTestCase {
+    func testLearnedZeroPointCalibratesRoundsAndTrains() {
+        var s = QuantizerSettings.activations(bits: 8)
+        s.zeroPoint = .learned
+        let q = Quantizer(s, calibrationBatches: 1)
+        let x = Tensor(shape: [100_001], scalars: (0...100_000).map { -1 + 4 * Float($0) / 100_000 })
+        let y = LayerContext.with(.training) { q(x.trackingGradients()) }
+        // Percentiles 0.001 % and 99.999 % of −1…3: −0.99996 and 2.99996; 255 steps between.
+        let scale = q.parameter!.value.item
+        XCTAssertEqual(scale, 3.99992 / 255, accuracy: 1e-6)
+        XCTAssertEqual(q.zeroPointParameter!.value.item, 0.99996 / scale, accuracy: 1e-3)  // 63.75
+        XCTAssertEqual(q.zeroPoint.item, 64)
+        // Every output is (code − 64) · scale with a code in 0…255.
+        for v in y.scalars.prefix(2000) + y.scalars.suffix(2000) {
+            let code = v / scale + 64
+            XCTAssertEqual(code, code.rounded(), accuracy: 1e-3)
+            XCTAssertTrue((-0.001...255.001).contains(code))
+        }
+        // The zero point learns from clamped values (their gradient is −scale each, as QONNX's
+        // LSQ rule): −1…3 all round inside the grid, 2× that range does not.
+        let wide = LayerContext.with(.training) { q(x * 2) }
+        wide.sum().backward()
+        XCTAssertLessThan(q.zeroPointParameter!.gradient?.item ?? 0, 0)
+        var weights = QuantizerSettings.weights(bits: 4)
+        weights.zeroPoint = .learned
+        XCTAssertThrowsError(try weights.validate("w")) { XCTAssertEqual("\($0)", "w: a learned zero point needs a learned per-tensor scale (activation quantizers)") }
+    }
+
+    func testAsymmetricModelSavesAndStreamlinesExactly() throws {
+        var rng = SeededRandom(seed: 11)
+        let n = 200
+        let xs = (0..<(n * 4)).map { _ in rng.uniform(-1, 3) }
+        let labels = (0..<n).map { xs[$0 * 4] + xs[$0 * 4 + 1] > 2 ? 1 : 0 }
+        let data = Dataset(name: "shifted", inputs: Tensor(shape: [n, 4], scalars: xs), targets: .classes(IntTensor(shape: [n], scalars: labels), classCount: 2))
+        let float = try Model(ModelDescription(name: "zp", input: [4], layers: [.init(type: "Dense", out: 8), .init(type: "ReLU"), .init(type: "Dense", out: 2)]), seed: 3)
+        var q = try quantize(float, policy: .uniform(weightBits: 4, activationBits: 4, zeroPoint: .learned))
+        _ = try Trainer.train(&q, on: data, test: nil, options: TrainingOptions(epochs: 5, batchSize: 20, learningRate: 1e-2))
+        let input = (q.network.layers[0] as! QuantIdentity).quantizer
+        XCTAssertGreaterThan(input.zeroPoint.item, 40)  // −1…3 on 0…255: zero near 64
+        let dir = try TemporaryDirectory()
+        try q.save(to: dir.file("zp.safetensors"))
+        XCTAssertEqual(try ModelFile.load(dir.file("zp.safetensors")).graph.quantizers["layers.0.q"]?.zeroPoint, [input.zeroPoint.item])
+        let back = try Model.loadAny(from: dir.file("zp.safetensors"))
+        XCTAssertEqual(back.predict(data.inputs).scalars, q.predict(data.inputs).scalars)
+        let integer = try back.integerModel()
+        XCTAssertEqual(integer.inputQuantizer.zeroPoint, Int(input.zeroPoint.item))
+        XCTAssertNotNil(integer.layers[0].product.bias)  // −z·Σw
+        for form in [RequantizationForm.thresholds] {
+            let report = try compare(back, integer: try back.integerModel(options: StreamlineOptions(form: form)), on: data)
+            XCTAssertEqual(report.outputMismatches, 0, "\(form)")
+            XCTAssertEqual(report.top1Agreement, 1, "\(form)")
+        }
+        // Multiplier form: the output zero point is its offset; close but not necessarily exact.
+        let multiplier = try compare(back, integer: try back.integerModel(options: StreamlineOptions(form: .multiplier)), on: data)
+        XCTAssertLessThanOrEqual(multiplier.layers[0].maxStepDifference, 1)
+    }
+
+    func testPTQCalibratesAZeroPointFromTheRange() throws {
+        let float = try Model(ModelDescription(name: "p", input: [2], layers: [.init(type: "Dense", out: 3), .init(type: "ReLU"), .init(type: "Dense", out: 2)]), seed: 1)
+        var q = try quantize(float, policy: .uniform(weightBits: 8, activationBits: 8, zeroPoint: .learned))
+        let batch = Tensor(shape: [3, 2], scalars: [-2, 0, 1, 3, 0.5, 6])  // min −2, max 6
+        _ = try calibrate(&q, batches: [batch], options: CalibrationOptions(method: .max))
+        let input = (q.network.layers[0] as! QuantIdentity).quantizer
+        XCTAssertEqual(input.parameter!.value.item, 8 / 255, accuracy: 1e-7)
+        XCTAssertEqual(input.zeroPoint.item, 64)  // round(2 / (8/255)) = round(63.75)
+    }
+}

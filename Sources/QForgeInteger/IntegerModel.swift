@@ -101,6 +101,9 @@ public struct IntegerLayer: Equatable, Sendable {
     public var accumulatorBits: Int
     /// A narrower accumulator chosen by the user, applied to the exact sum.
     public var accumulatorCap: AccumulatorCap?
+    /// Keep only the most significant bits of the accumulator (seed 002): acc >>> dropped bits,
+    /// floor. The requantization reads the truncated value as the bottom of its 2^k bucket.
+    public var droppedBits: Int = 0
     /// Channels whose weight rows (and bias) are negated so that the epilogue increases.
     public var flipped: [Bool]
     /// The multiplier and shift forms: the float bias and BatchNorm offset rounded to
@@ -167,8 +170,8 @@ public struct IntegerModel: Equatable, Sendable {
 }
 
 extension IntegerLayer {
-    /// Code ops, then the exact product, then the accumulator cap if any (unless `capped` is
-    /// false: the reference works on exact sums).
+    /// Code ops, then the exact product, then the accumulator cap and MSB truncation if any
+    /// (unless `capped` is false: the reference works on exact sums).
     public func accumulate(_ codes: QTensor, capped: Bool = true) -> AccTensor {
         var x = codes
         for op in codeOps {
@@ -187,6 +190,7 @@ extension IntegerLayer {
                                     padding: (padding, padding), maxAbsInput: bound)
         }
         if capped, let cap = accumulatorCap { acc = cap.apply(acc) }
+        if capped, droppedBits > 0 { acc = AccTensor(shape: acc.shape, values: acc.values.map { $0 >> Int64(droppedBits) }) }
         return acc
     }
 

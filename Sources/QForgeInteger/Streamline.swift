@@ -28,11 +28,14 @@ public struct StreamlineOptions: Sendable {
     public var overflow: OverflowMode
     /// Multiplier precision of the multiplier form.
     public var multiplierBits: Int
+    /// Keep only this many most significant accumulator bits (seed 002's MSB truncation);
+    /// nil keeps the full width.
+    public var keepMSBs: Int?
 
     public init(form: RequantizationForm = .thresholds, forms: [String: RequantizationForm] = [:], accumulatorBits: Int? = nil,
-                overflow: OverflowMode = .saturate, multiplierBits: Int = 16) {
+                overflow: OverflowMode = .saturate, multiplierBits: Int = 16, keepMSBs: Int? = nil) {
         self.form = form; self.forms = forms; self.accumulatorBits = accumulatorBits; self.overflow = overflow
-        self.multiplierBits = multiplierBits
+        self.multiplierBits = multiplierBits; self.keepMSBs = keepMSBs
     }
 }
 
@@ -159,6 +162,10 @@ struct ChainWalker {
                     layer.output = CodeGrid(grid: grid, scale: Double(scale.item), zeroPoint: zero)
                     layer.name = q.name
                     let form = options.forms.first { layer.name.hasPrefix($0.key + "/") || layer.name == $0.key }?.value ?? options.form
+                    if let keep = options.keepMSBs {
+                        let width = Swift.min(layer.accumulatorBits, options.accumulatorBits ?? 64)
+                        layer.droppedBits = Swift.max(0, width - keep)
+                    }
                     try requantize(&layer, form: form, options: options)
                     codes = layer.output!
                     value = q.outputs[0]
@@ -280,8 +287,9 @@ struct ChainWalker {
             let out = layer.output!
             var multipliers: [Int32] = [], shifts: [Int] = [], bias: [Int64] = []
             for c in slope.indices {
-                let factor = slope[c] / out.scale
-                bias.append(Int64((offset[c] / slope[c]).rounded()))
+                let bucket = Double(Int64(1) << Int64(layer.droppedBits))  // a truncated accumulator counts 2^k
+                let factor = slope[c] / out.scale * bucket
+                bias.append(Int64((offset[c] / slope[c] / bucket).rounded()))
                 if form == .shift {
                     let e = log2(factor)
                     guard e == e.rounded() else {
@@ -330,15 +338,19 @@ struct ChainWalker {
     func thresholds(for layer: IntegerLayer) -> MultiThreshold {
         let grid = layer.output!.grid
         let levels = grid.maxInt - grid.minInt
-        let lists: [[Int64]] = layer.accumulatorRange.enumerated().map { c, range in
+        let k = Int64(layer.droppedBits)
+        // With MSB truncation the thresholds apply to acc >>> k: each truncated value t stands
+        // for the accumulators t·2^k … t·2^k + 2^k − 1 and is judged by the first of them.
+        let code = { (t: Int64, c: Int) in layer.referenceCode(t << k, channel: c) }
+        let lists: [[Int64]] = layer.accumulatorRange.map { ($0.lowerBound >> k)...($0.upperBound >> k) }.enumerated().map { c, range in
             (1...Swift.max(levels, 1)).prefix(levels).map { step -> Int64 in
                 let level = Int32(grid.minInt + step)
-                if layer.referenceCode(range.upperBound, channel: c) < level { return range.upperBound &+ 1 }
-                var lo = range.lowerBound, hi = range.upperBound  // reference(hi) ≥ level
-                if layer.referenceCode(lo, channel: c) >= level { return lo }
-                while hi - lo > 1 {  // reference(lo) < level ≤ reference(hi)
+                if code(range.upperBound, c) < level { return range.upperBound &+ 1 }
+                var lo = range.lowerBound, hi = range.upperBound  // code(hi) ≥ level
+                if code(lo, c) >= level { return lo }
+                while hi - lo > 1 {  // code(lo) < level ≤ code(hi)
                     let mid = lo + (hi - lo) / 2
-                    if layer.referenceCode(mid, channel: c) >= level { hi = mid } else { lo = mid }
+                    if code(mid, c) >= level { hi = mid } else { lo = mid }
                 }
                 return hi
             }

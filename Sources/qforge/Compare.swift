@@ -17,14 +17,19 @@ struct StreamlineArguments: ParsableArguments {
     @Option(help: "What a capped accumulator does on overflow: saturate or wrap.")
     var overflow: String = "saturate"
 
+    @Option(help: "Keep only this many most significant accumulator bits (floor), as seed 002's MSB truncation.")
+    var keepMsbs: Int?
+
     func validate() throws {
         guard RequantizationForm(rawValue: requant) != nil else { throw ValidationError("--requant must be thresholds, multiplier or shift") }
         guard ["saturate", "wrap"].contains(overflow) else { throw ValidationError("--overflow must be saturate or wrap") }
         if let b = accBits, !(2...64).contains(b) { throw ValidationError("--acc-bits must be 2...64") }
+        if let b = keepMsbs, !(1...64).contains(b) { throw ValidationError("--keep-msbs must be 1...64") }
     }
 
     var options: StreamlineOptions {
-        StreamlineOptions(form: RequantizationForm(rawValue: requant)!, accumulatorBits: accBits, overflow: overflow == "wrap" ? .wrap : .saturate)
+        StreamlineOptions(form: RequantizationForm(rawValue: requant)!, accumulatorBits: accBits, overflow: overflow == "wrap" ? .wrap : .saturate,
+                          keepMSBs: keepMsbs)
     }
 }
 

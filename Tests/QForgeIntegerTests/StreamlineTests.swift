@@ -76,6 +76,18 @@ final class StreamlineTests: XCTestCase {
         XCTAssertEqual(thresholds.layers[0].accumulatorBits, 5)
     }
 
+    func testMSBTruncationDropsLowAccumulatorBits() throws {
+        let (g, t) = tieGraph()
+        // Layer 1's accumulator needs 5 bits (−15…15); keeping 4 drops 1: t = acc >>> 1, read as 2t.
+        let m = try streamline(g, tensors: t, options: StreamlineOptions(keepMSBs: 4))
+        XCTAssertEqual(m.layers[0].droppedBits, 1)
+        let out = m.run(QTensor(shape: [16, 1], values: (0..<16).map(Int32.init)))
+        // Code = round-half-even(2t / 2) = t = ⌊x / 2⌋ (the exact model rounds x/2 instead).
+        XCTAssertEqual(out.codes[0].values, (0..<16).flatMap { [Int32($0 >> 1), 0] })
+        let shift = try streamline(g, tensors: t, options: StreamlineOptions(form: .shift, keepMSBs: 4))
+        XCTAssertEqual(shift.run(QTensor(shape: [16, 1], values: (0..<16).map(Int32.init))).codes[0], out.codes[0])
+    }
+
     func testShiftFormRefusesANonPowerOfTwoChain() throws {
         let (g, t) = tieGraph(secondScale: 3)
         XCTAssertThrowsError(try streamline(g, tensors: t, options: StreamlineOptions(form: .shift))) {

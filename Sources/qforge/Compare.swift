@@ -104,3 +104,45 @@ struct Compare: ParsableCommand {
 
     func fmt(_ v: Double) -> String { v == 0 ? "0" : String(format: v < 1e-3 ? "%.2e" : "%.4f", v) }
 }
+
+struct CompileInt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compile-int",
+        abstract: "Streamline a quantized model into its integer model and write it (weights, thresholds or multipliers and shifts, widths).")
+
+    @Argument(help: "The quantized model file (.safetensors).")
+    var model: String
+
+    @OptionGroup var streamlining: StreamlineArguments
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: [.short, .long], help: "Where to write the integer model. Default: NAME.int.")
+    var out: String?
+
+    func run() throws {
+        let (m, integer) = try loadInteger(model, streamlining)
+        let path = out ?? "\(m.name).int"
+        try checkWritable(path)
+        try IntegerModelFile.save(integer, to: path)
+        let g = integer.inputQuantizer
+        print("input \(integer.inputShape): \(g.grid.bitWidth)-bit \(g.grid.signed ? "signed" : "unsigned") codes, scale \(g.scale)\(g.zeroPoint != 0 ? ", zero point \(g.zeroPoint)" : "")")
+        let rows = integer.layers.map { l -> [String] in
+            var product = "gemm \(l.product.weights.shape[0])×\(l.product.weights.shape[1])"
+            if case let .conv(s, p) = l.product.kind { product = "conv \(l.product.weights.shape.map(String.init).joined(separator: "×")) s\(s) p\(p)" }
+            let ops = l.codeOps.map { op -> String in
+                switch op {
+                case let .maxPool(k, s, _): return "maxpool \(k)/\(s)"
+                case .flatten: return "flatten"
+                }
+            }
+            let out = l.output.map { "\($0.grid.bitWidth)-bit \($0.grid.signed ? "signed" : "unsigned")" } ?? "accumulators"
+            return [l.name, (ops + [product]).joined(separator: ", "), "\(l.accumulatorBits)" + (l.accumulatorCap.map { " → \($0.bits)" } ?? ""),
+                    l.requantization.formName, out]
+        }
+        printMarkdownTable([["layer", "ops", "acc bits", "requant", "output"]] + rows)
+        print("saved: \(path)")
+        if output.json {
+            printJSON(["output": path, "layers": integer.layers.map { ["name": $0.name, "accumulator_bits": $0.accumulatorBits, "requantization": $0.requantization.formName] }])
+        }
+    }
+}

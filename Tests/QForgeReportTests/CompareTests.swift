@@ -50,6 +50,24 @@ final class CompareTests: XCTestCase {
         XCTAssertEqual(e.accuracy, try q.evaluate(data).accuracy)
     }
 
+    func testIntegerModelFileRoundTrips() throws {
+        let (q, data) = try trainedModel()
+        let dir = try TemporaryDirectory()
+        for options in [StreamlineOptions(), StreamlineOptions(form: .multiplier, accumulatorBits: 12, overflow: .wrap)] {
+            let integer = try q.integerModel(options: options)
+            try IntegerModelFile.save(integer, to: dir.file("m.int"))
+            let back = try IntegerModelFile.load(dir.file("m.int"))
+            XCTAssertEqual(back, integer)
+            let codes = integer.quantizeInput(q.prepareInputs(data.inputs))
+            XCTAssertEqual(back.run(codes).outputs, integer.run(codes).outputs)
+        }
+        // A float model file is not an integer model.
+        try q.save(to: dir.file("q.safetensors"))
+        XCTAssertThrowsError(try IntegerModelFile.load(dir.file("q.safetensors"))) {
+            XCTAssertTrue("\($0)".contains("is not an integer model"), "\($0)")
+        }
+    }
+
     func testBipolarWeightsSaveLoadAndStreamline() throws {
         let (q, data) = try trainedModel(weightBits: 1, activationBits: 2, perChannel: false)
         let conv = q.network.layers[1] as! QuantConv2d

@@ -231,21 +231,3 @@ extension IntegerLayer {
         return QTensor(shape: acc.shape, values: out)
     }
 }
-
-extension RoundingMode {
-    /// Rounds a Double in this mode (the Double twin of `apply(_: Float)`).
-    @inline(__always)
-    public func apply(_ x: Double) -> Double {
-        switch self {
-        case .round: return x.rounded(.toNearestOrEven)
-        case .halfUp: return x.rounded(.toNearestOrAwayFromZero)
-        case .halfDown:
-            let t = x.rounded(.towardZero)
-            return abs(x - t) == 0.5 ? t : x.rounded(.toNearestOrEven)
-        case .floor: return x.rounded(.down)
-        case .ceil: return x.rounded(.up)
-        case .down: return x.rounded(.towardZero)
-        case .up: return x.rounded(.awayFromZero)
-        }
-    }
-}

@@ -32,16 +32,17 @@ public enum RoundingMode: String, CaseIterable, Sendable {
         self.init(rawValue: upper)
     }
 
-    /// Rounds `x` to an integral value in this mode (NaN and ±∞ pass through).
-    @inline(__always)
-    public func apply(_ x: Float) -> Float {
+    /// Rounds `x` to an integral value in this mode (NaN and ±∞ pass through); Float for the
+    /// fake-quantized model, Double for the integer model's reference.
+    @inlinable @inline(__always)
+    public func apply<F: FloatingPoint>(_ x: F) -> F {
         switch self {
         case .round: return x.rounded(.toNearestOrEven)
         case .halfUp: return x.rounded(.toNearestOrAwayFromZero)
         case .halfDown:
             let truncated = x.rounded(.towardZero)
             // x − trunc(x) is exact, so the tie test is exact for every Float.
-            return abs(x - truncated) == 0.5 ? truncated : x.rounded(.toNearestOrEven)
+            return abs(x - truncated) == F(1) / F(2) ? truncated : x.rounded(.toNearestOrEven)
         case .floor: return x.rounded(.down)
         case .ceil: return x.rounded(.up)
         case .down: return x.rounded(.towardZero)

@@ -129,8 +129,8 @@ final class QuantizerSpecTests: XCTestCase {
         for mode in RoundingMode.allCases {
             XCTAssertEqual(mode.apply(8_388_609), 8_388_609, mode.rawValue)
             XCTAssertEqual(mode.apply(-16_777_216), -16_777_216, mode.rawValue)
-            XCTAssertTrue(mode.apply(.nan).isNaN)
-            XCTAssertEqual(mode.apply(.infinity), .infinity)
+            XCTAssertTrue(mode.apply(Float.nan).isNaN)
+            XCTAssertEqual(mode.apply(Float.infinity), .infinity)
         }
         XCTAssertEqual(RoundingMode.halfDown.apply(8_388_607.5), 8_388_607)
         XCTAssertEqual(RoundingMode.halfUp.apply(8_388_607.5), 8_388_608)

@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "TestSupport"]),
         // Trains real models; each test skips itself in debug builds. Run with
         // `swift test -c release -Xswiftc -enable-testing --filter QForgeReleaseTests`.
-        .testTarget(name: "QForgeReleaseTests", dependencies: ["QForgeNN", "QForgeQuant", "QForgeData", "TestSupport"]),
+        .testTarget(name: "QForgeReleaseTests", dependencies: ["QForgeNN", "QForgeQuant", "QForgeReport", "QForgeData", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -240,7 +240,7 @@ struct ChainWalker {
         let m = shape[0]
         var epilogue: [EpilogueOp] = [.scale((0..<m).map { input.scale * Double(wScale.scalars[wScale.count == 1 ? 0 : $0]) })]
         if node.inputs.count > 2 {
-            epilogue.append(.bias(try tensor(node.inputs[2], for: node).scalars.map(Double.init)))
+            epilogue.append(.bias(try biasValues(node.inputs[2], for: node)))
         }
         let weights = QTensor(shape: shape, values: codes)
         return IntegerLayer(name: node.name, codeOps: codeOps, product: IntegerProduct(kind: kind, weights: weights, bias: nil),
@@ -248,6 +248,24 @@ struct ChainWalker {
                             flipped: [Bool](repeating: false, count: m), roundedBias: nil, epilogue: epilogue, requantization: .output,
                             output: nil, input: input)
             .withRanges()
+    }
+
+    /// A layer's bias: a float initializer, or a Quant node on one (a quantized bias, up to 32
+    /// bits): then its values q·s with q = clamp(round(b / s)) in Float32, as the fake-quantized
+    /// model computes them.
+    func biasValues(_ name: String, for node: Node) throws -> [Double] {
+        guard let q = producer[name] else { return try tensor(name, for: node).scalars.map(Double.init) }
+        guard q.op == .quant, q.inputs.count == 4 else { throw StreamlineError(q.name, "a bias must be an initializer or a Quant node on one") }
+        let b = try tensor(q.inputs[0], for: q), scale = try tensor(q.inputs[1], for: q), bits = try tensor(q.inputs[3], for: q)
+        let zero = try tensor(q.inputs[2], for: q)
+        guard bits.count == 1, let width = Int(exactly: bits.item), (2...32).contains(width), zero.scalars.allSatisfy({ $0 == 0 }),
+              scale.count == 1 || scale.count == b.count, scale.scalars.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw StreamlineError(q.name, "a bias quantizer needs a 2…32-bit width, zero point 0 and positive scales")
+        }
+        let grid = IntQuantGrid(bitWidth: width, signed: q.attributes["signed"]?.intValue != 0, narrow: q.attributes["narrow"]?.intValue == 1,
+                                rounding: q.attributes["rounding_mode"]?.stringValue.flatMap(RoundingMode.init(qonnxName:)) ?? .round)
+        let codes = b.quantizedIntegers(scale: scale, zeroPoint: Tensor(shape: [1], scalars: [0]), grid: grid)
+        return codes.enumerated().map { i, c in Double(c) * Double(scale.scalars[scale.count == 1 ? 0 : i]) }
     }
 
     func epilogueOp(_ node: Node, channels: Int) throws -> EpilogueOp {

@@ -41,6 +41,20 @@ enum QuantGraph {
         return out
     }
 
+    /// A quantized bias as a Quant node (`<layer>/bias_quant`: scale = input scale × weight
+    /// scale per channel, zero point 0, signed, `bits` wide, as Brevitas exports `Int32Bias`);
+    /// returns the value the layer reads as its bias.
+    static func emitBias(_ q: BiasQuantizer?, weightScale: [Float], channels: Int, name: String, into b: inout GraphBuilder) -> String {
+        guard let q else { return "\(name).bias" }
+        let prefix = "\(name).bias_quant", node = "\(name)/bias_quant"
+        b.tensors["\(prefix).scale"] = Tensor(shape: [channels], scalars: q.scale(weightScale: weightScale, channels: channels))
+        b.tensors["\(prefix).zeropt"] = Tensor(shape: [1], scalars: [0])
+        b.tensors["\(prefix).bitwidth"] = Tensor(shape: [1], scalars: [Float(q.bits)])
+        b.nodes.append(Node(name: node, op: .quant, inputs: ["\(name).bias", "\(prefix).scale", "\(prefix).zeropt", "\(prefix).bitwidth"],
+                            outputs: ["\(prefix).q"], attributes: ["signed": .int(1), "narrow": .int(0), "rounding_mode": .string("ROUND")]))
+        return "\(prefix).q"
+    }
+
     /// The settings a Quant node was written with (QForge's metadata, else its attributes with a
     /// learned scale for activations and max|w| for weights).
     static func settings(of node: Node, graph: Graph, weight: Bool) throws -> QuantizerSettings {
@@ -127,7 +141,8 @@ extension QuantDense: GraphLowerable {
             b.nodes.append(Node(name: "\(name)/flatten", op: .flatten, inputs: [input], outputs: ["\(name).flat"], attributes: ["axis": .int(1)]))
             x = "\(name).flat"
         }
-        b.nodes.append(Node(name: name, op: .gemm, inputs: [x, wq] + (dense.bias != nil ? ["\(name).bias"] : []),
+        let bias = QuantGraph.emitBias(biasQuantizer, weightScale: scale, channels: dense.weight.value.shape[0], name: name, into: &b)
+        b.nodes.append(Node(name: name, op: .gemm, inputs: [x, wq] + (dense.bias != nil ? [bias] : []),
                             outputs: ["\(name).out"], attributes: ["transB": .int(1)]))
         return "\(name).out"
     }
@@ -140,7 +155,8 @@ extension QuantConv2d: GraphLowerable {
         let wq = try QuantGraph.emit(weightQuantizer.resolvedSettings(for: w), scale: scale, scaleShape: scale.count > 1 ? [scale.count, 1, 1, 1] : [1],
                                      input: "\(name).weight", prefix: "\(name).weight_quant", node: "\(name)/weight_quant", into: &b)
         let (k, s, p) = (conv.kernel, conv.stride, conv.padding)
-        b.nodes.append(Node(name: name, op: .conv, inputs: [input, wq] + (conv.bias != nil ? ["\(name).bias"] : []),
+        let bias = QuantGraph.emitBias(biasQuantizer, weightScale: scale, channels: conv.weight.value.shape[0], name: name, into: &b)
+        b.nodes.append(Node(name: name, op: .conv, inputs: [input, wq] + (conv.bias != nil ? [bias] : []),
                             outputs: ["\(name).out"],
                             attributes: ["kernel_shape": .ints([k, k]), "strides": .ints([s, s]), "pads": .ints([p, p, p, p]),
                                          "dilations": .ints([1, 1]), "group": .int(1)]))
@@ -169,9 +185,19 @@ public struct QuantLayerReader: GraphLayerReader {
         }
         let q = try QuantGraph.quantizer(from: quant, graph: graph, tensors: tensors, weight: true)
         let weight = try QuantGraph.tensor(quant.inputs[0], tensors, quant)
-        let float = try Model.floatLayer(from: main, tensors: tensors, weight: weight)
-        if let d = float as? Dense { return QuantDense(d, quantizer: q) }
-        if let c = float as? Conv2d { return QuantConv2d(c, quantizer: q) }
+        // A quantized bias: read the float bias under its Quant node, and its width.
+        var node = main, biasQuantizer: BiasQuantizer?
+        if main.inputs.count > 2, let bq = group.first(where: { $0.op == .quant && $0.outputs.first == main.inputs[2] }) {
+            let bits = try QuantGraph.tensor(bq.inputs[3], tensors, bq)
+            guard bits.count == 1, let b = Int(exactly: bits.item), (2...32).contains(b) else {
+                throw ModelError.notAChain(reason: "node \(bq.name): bias bit width \(bits.scalars.prefix(2)) is not an integer in 2...32")
+            }
+            node.inputs[2] = bq.inputs[0]
+            biasQuantizer = BiasQuantizer(bits: b)
+        }
+        let float = try Model.floatLayer(from: node, tensors: tensors, weight: weight)
+        if let d = float as? Dense { return QuantDense(d, quantizer: q, bias: biasQuantizer) }
+        if let c = float as? Conv2d { return QuantConv2d(c, quantizer: q, bias: biasQuantizer) }
         return nil
     }
 }
@@ -179,6 +205,8 @@ public struct QuantLayerReader: GraphLayerReader {
 extension Model {
     /// Loads a model file that may hold quantized layers.
     public static func loadAny(from path: String) throws -> Model {
-        try Model.load(from: path, readers: [QuantLayerReader()])
+        let m = try Model.load(from: path, readers: [QuantLayerReader()])
+        try linkBiasQuantizers(m.network.layers)
+        return m
     }
 }

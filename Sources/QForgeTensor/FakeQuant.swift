@@ -60,7 +60,8 @@ public struct IntQuantGrid: Equatable, Sendable {
     public let rounding: RoundingMode
 
     public init(bitWidth: Int, signed: Bool, narrow: Bool = false, rounding: RoundingMode = .round) {
-        precondition((1...16).contains(bitWidth), "IntQuantGrid: bit width \(bitWidth) outside 1...16")
+        // QONNX allows any width; quantizers of weights and activations use 1…16, biases up to 32.
+        precondition((1...32).contains(bitWidth), "IntQuantGrid: bit width \(bitWidth) outside 1...32")
         self.bitWidth = bitWidth
         self.signed = signed
         self.narrow = narrow

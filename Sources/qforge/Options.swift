@@ -72,6 +72,9 @@ struct ModelOptions: ParsableArguments {
     @Flag(help: "QAT: power-of-two scales (requantization becomes a shift).")
     var po2 = false
 
+    @Option(help: "QAT: quantize biases to this many bits (e.g. 32) at input scale × weight scale (default: float biases).")
+    var biasBits: Int?
+
     @Option(help: "QAT: activation and input zero points: zero (symmetric) or learned (asymmetric, calibrated then trained).")
     var zeroPoint: String = "zero"
 
@@ -122,6 +125,7 @@ struct ModelOptions: ParsableArguments {
         }
         if let d = description { (p.weightBits, p.activationBits) = d.layerWidths }
         if let (_, inner) = nestedWidths { p.weights.nested = .init(innerBits: inner, shift: nestedShift) }
+        p.biasBits = biasBits
         return p
     }
 

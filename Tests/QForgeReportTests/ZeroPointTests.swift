@@ -67,6 +67,43 @@ final class ZeroPointTests: XCTestCase {
         XCTAssertLessThanOrEqual(multiplier.layers[0].maxStepDifference, 1)
     }
 
+    func testThirtyTwoBitBiasesAreIntegersAtTheAccumulatorScale() throws {
+        var rng = SeededRandom(seed: 12)
+        let n = 120
+        let xs = (0..<(n * 3)).map { _ in rng.uniform(0, 1) }
+        let data = Dataset(name: "b", inputs: Tensor(shape: [n, 3], scalars: xs),
+                           targets: .classes(IntTensor(shape: [n], scalars: (0..<n).map { xs[$0 * 3] > 0.5 ? 1 : 0 }), classCount: 2))
+        let float = try Model(ModelDescription(name: "b", input: [3], layers: [.init(type: "Dense", out: 6), .init(type: "ReLU"), .init(type: "Dense", out: 2)]), seed: 2)
+        var policy = QuantPolicy.uniform(weightBits: 4, activationBits: 4)
+        policy.biasBits = 32
+        var q = try quantize(float, policy: policy)
+        _ = try Trainer.train(&q, on: data, test: nil, options: TrainingOptions(epochs: 3, batchSize: 20, learningRate: 1e-2))
+        let dense = q.network.layers[3] as! QuantDense
+        let relu = q.network.layers[2] as! QuantReLU
+        XCTAssertTrue(dense.biasQuantizer?.input === relu.quantizer)
+        // The effective bias over (input scale × weight scale) is an integer.
+        let s = relu.quantizer.scaleValues(for: Tensor(zeros: [1]))[0] * dense.weightQuantizer.scaleValues(for: dense.dense.weight.value)[0]
+        let effective = withoutGradients { dense(Tensor(zeros: [1, 6])) }  // zero input: y = bias
+        for v in effective.scalars { XCTAssertEqual(v / s, (v / s).rounded(), accuracy: 1e-3) }
+        let dir = try TemporaryDirectory()
+        try q.save(to: dir.file("b.safetensors"))
+        let (graph, _, _) = try ModelFile.load(dir.file("b.safetensors"))
+        XCTAssertEqual(graph.nodes.filter { $0.name.hasSuffix("/bias_quant") }.map(\.name), ["layers.1/bias_quant", "layers.3/bias_quant"])
+        let back = try Model.loadAny(from: dir.file("b.safetensors"))
+        XCTAssertEqual(back.predict(data.inputs).scalars, q.predict(data.inputs).scalars)
+        let report = try compare(back, integer: try back.integerModel(), on: data)
+        XCTAssertEqual(report.outputMismatches, 0)
+        // Logits agree to Float32 precision (a few 2-class logits are exact ties, which Float32
+        // and Double may break differently, so top-1 agreement is not the measure here).
+        XCTAssertLessThan(report.layers.last!.fakeQuantVsInteger.max, 1e-5)
+        // A quantized bias needs a quantized input: not after a float BatchNorm.
+        let bn = try Model(ModelDescription(name: "bn", input: [3], layers: [.init(type: "Dense", out: 4, bias: false), .init(type: "BatchNorm"),
+                                                                             .init(type: "Dense", out: 2)]), seed: 1)
+        XCTAssertThrowsError(try quantize(bn, policy: policy)) {
+            XCTAssertEqual("\($0)", "layers.3: a quantized bias needs a quantized input (an activation quantizer right before the layer)")
+        }
+    }
+
     func testPTQCalibratesAZeroPointFromTheRange() throws {
         let float = try Model(ModelDescription(name: "p", input: [2], layers: [.init(type: "Dense", out: 3), .init(type: "ReLU"), .init(type: "Dense", out: 2)]), seed: 1)
         var q = try quantize(float, policy: .uniform(weightBits: 8, activationBits: 8, zeroPoint: .learned))

@@ -68,7 +68,11 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
     public struct Nested: Codable, Equatable, Sendable {
         public var innerBits: Int
         public var shift: Int?
-        public init(innerBits: Int, shift: Int? = nil) { self.innerBits = innerBits; self.shift = shift }
+        /// Round at the window's lowest bit (true) or truncate to the selected bits (nil, false).
+        public var rounds: Bool?
+        public init(innerBits: Int, shift: Int? = nil, rounds: Bool = false) {
+            self.innerBits = innerBits; self.shift = shift; self.rounds = rounds
+        }
     }
 
     public init(bitWidth: Int, signed: Bool, narrow: Bool = false, rounding: RoundingMode = .round,
@@ -246,13 +250,14 @@ public final class Quantizer {
     }
 
     func window(_ shift: Int) -> NestedWindow {
-        NestedWindow(outerBits: settings.bitWidth, innerBits: settings.nested!.innerBits, shift: shift)
+        NestedWindow(outerBits: settings.bitWidth, innerBits: settings.nested!.innerBits, shift: shift, rounds: settings.nested!.rounds ?? false)
     }
 
     /// The window with the least squared error between inner weights and `x`.
     func bestNestedShift(_ x: Tensor, scale: Tensor) -> Int {
         let errors = NestedWindow.squaredErrors(x.detached, scale: scale, outerBits: settings.bitWidth,
-                                                innerBits: settings.nested!.innerBits, rounding: settings.rounding)
+                                                innerBits: settings.nested!.innerBits, rounding: settings.rounding,
+                                                rounds: settings.nested!.rounds ?? false)
         return errors.indices.min { errors[$0] < errors[$1] }!
     }
 

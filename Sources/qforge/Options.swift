@@ -87,6 +87,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Nested weights: put every layer's window at this lowest magnitude bit (default: chosen per layer by least squared error).")
     var nestedShift: Int?
 
+    @Option(help: "Nested weights: round at the window's lowest bit (round, one saturating increment in hardware) or keep the selected bits (truncate).")
+    var nestedRounding: String = "round"
+
     /// --nested as (outer, inner) widths.
     var nestedWidths: (outer: Int, inner: Int)? {
         guard let nested else { return nil }
@@ -101,6 +104,7 @@ struct ModelOptions: ParsableArguments {
         } else if nestedShift != nil {
             throw ValidationError("--nested-shift needs --nested")
         }
+        if !["round", "truncate"].contains(nestedRounding) { throw ValidationError("--nested-rounding must be round or truncate") }
         let given = [preset, modelFile, initFrom].compactMap { $0 }.count
         if given != 1 { throw ValidationError("give exactly one of --preset, --model or --init-from") }
         if nested == nil, (wbits == nil) != (abits == nil) { throw ValidationError("give --wbits and --abits together") }
@@ -124,7 +128,7 @@ struct ModelOptions: ParsableArguments {
         default: break
         }
         if let d = description { (p.weightBits, p.activationBits) = d.layerWidths }
-        if let (_, inner) = nestedWidths { p.weights.nested = .init(innerBits: inner, shift: nestedShift) }
+        if let (_, inner) = nestedWidths { p.weights.nested = .init(innerBits: inner, shift: nestedShift, rounds: nestedRounding == "round") }
         p.biasBits = biasBits
         return p
     }

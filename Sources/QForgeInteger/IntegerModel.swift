@@ -133,11 +133,26 @@ public struct IntegerModel: Equatable, Sendable {
     public var layers: [IntegerLayer]
 
     /// Float inputs [N, …] → input codes.
+    /// Float inputs [N, …] → input codes: clamp(R(x / s + z)) in Float32, exactly as the
+    /// fake-quantized model's input quantizer (`Tensor.fakeQuantized`) computes them (NaN
+    /// becomes the lowest code).
     public func quantizeInput(_ x: Tensor) -> QTensor {
-        let codes = x.quantizedIntegers(scale: Tensor(shape: [1], scalars: [inputScale]),
-                                        zeroPoint: Tensor(shape: [1], scalars: [Float(inputQuantizer.zeroPoint)]),
-                                        grid: inputQuantizer.grid)
-        return QTensor(shape: [x.shape[0]] + inputShape, values: codes.map { Int32($0) })
+        let n = x.count, s = inputScale, z = Float(inputQuantizer.zeroPoint)
+        let lo = Float(inputQuantizer.grid.minInt), hi = Float(inputQuantizer.grid.maxInt), mode = inputQuantizer.grid.rounding
+        let values = [Int32](unsafeUninitializedCapacity: n) { out, initialized in
+            let px = x.storage.pointer, po = out.baseAddress!
+            Parallel.forRange(n, cost: 4) { r in
+                // clamp(v) with NaN → lo (no trap on bad data); one loop per mode, so each vectorises.
+                @inline(__always) func clamp(_ v: Float) -> Int32 { Int32(v >= lo ? (v <= hi ? v : hi) : lo) }
+                switch mode {
+                case .round: for i in r { po[i] = clamp((px[i] / s + z).rounded(.toNearestOrEven)) }
+                case .floor: for i in r { po[i] = clamp((px[i] / s + z).rounded(.down)) }
+                default: for i in r { po[i] = clamp(mode.apply(px[i] / s + z)) }
+                }
+            }
+            initialized = n
+        }
+        return QTensor(shape: [x.shape[0]] + inputShape, values: values)
     }
 
     /// What one run computes: every layer's output codes (the taps) and the last accumulators.

@@ -1,4 +1,5 @@
 import Foundation
+import QForgeData
 import QForgeNN
 import QForgeTensor
 
@@ -277,4 +278,11 @@ private func meanOutputError(_ floatLayer: any Layer, _ layer: any Layer, _ inpu
         }
     }
     return sum.map { $0 / Double(Swift.max(count, 1)) }
+}
+
+/// The first `count` batches of `size` samples of `data` in a seeded shuffled order, prepared
+/// as `model`'s network inputs: the calibration data of `calibrate`.
+public func calibrationBatches(for model: Model, from data: Dataset, count: Int, size: Int, seed: UInt64) -> [Tensor] {
+    let order = data.batches(size: size, shuffle: true, seed: seed, epoch: 0)
+    return (0..<Swift.min(count, order.count)).map { model.prepareInputs(order[$0].inputs) }
 }

@@ -85,8 +85,7 @@ struct Quantize: ParsableCommand {
         policy.meanScaleUpTo = 0
         policy.biasBits = widths.biasBits
         var q = try quantize(float, policy: policy)
-        let sequence = train.batches(size: batch, shuffle: true, seed: seed, epoch: 0)
-        let batches = (0..<Swift.min(calibrationBatches, sequence.count)).map { float.prepareInputs(sequence[$0].inputs) }
+        let batches = QForgeQuant.calibrationBatches(for: float, from: train, count: calibrationBatches, size: batch, seed: seed)
         let options = CalibrationOptions(method: CalibrationMethod(rawValue: calibrate)!, biasCorrection: biasCorrection)
         let start = Date()
         let report = try QForgeQuant.calibrate(&q, batches: batches, options: options)

@@ -61,9 +61,8 @@ struct SweepBits: ParsableCommand {
         if method == "qat" {
             sweepMethod = .qat(try training.options(seed: seed))
         } else {
-            let seq = train.batches(size: training.batch, shuffle: true, seed: seed, epoch: 0)
             sweepMethod = .ptq(CalibrationOptions(method: CalibrationMethod(rawValue: calibrate)!),
-                               batches: (0..<Swift.min(16, seq.count)).map { float.prepareInputs(seq[$0].inputs) })
+                               batches: calibrationBatches(for: float, from: train, count: 16, size: training.batch, seed: seed))
         }
         let printer = ProgressPrinter()
         let rows = try sweepBits(float, widths: widths, method: sweepMethod, perChannel: perChannel, powerOfTwo: po2,

@@ -42,8 +42,7 @@ final class ReleaseTrainingTests: XCTestCase {
     /// From the trained float mlp: PTQ at w8a8 with each calibration method stays within 0.005
     /// of float; two epochs of QAT at w4a4 and of nested 8/4 training stay close to float.
     func checkQuantization(of float: Model, float accuracy: Double, train: Dataset, test: Dataset) throws {
-        let order = train.batches(size: 128, shuffle: true, seed: 0, epoch: 0)
-        let batches = (0..<16).map { float.prepareInputs(order[$0].inputs) }
+        let batches = calibrationBatches(for: float, from: train, count: 16, size: 128, seed: 0)
         for method in CalibrationMethod.allCases {
             var policy = QuantPolicy.uniform(weightBits: 8, activationBits: 8)
             policy.meanScaleUpTo = 0

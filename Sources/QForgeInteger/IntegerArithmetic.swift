@@ -56,14 +56,26 @@ import QForgeTensor
 /// `signedBitsNeeded(min, max)` is the smallest b ≥ 1 with −2^(b−1) ≤ min and max ≤ 2^(b−1)−1
 /// (1 for 0…0).
 ///
-/// How a product is computed is not part of the specification: when no partial sum can
-/// exceed 2^24 in magnitude, float32 GEMM gives the exact integers (every partial sum is a
-/// representable integer, in any order); otherwise Int64 multiply-adds. Both paths return the
-/// same values. Programmer errors (shapes, parameters out of range, sums beyond 64 bits) are
+/// How a product is computed is not part of the specification; every path returns the same
+/// values, and the path is chosen from bounds proven for the weights and the input bound
+/// maxAbsInput (`productPath`), never from the data's luck:
+///
+/// | path | exact when | how |
+/// | --- | --- | --- |
+/// | `int16` | a·Σ\|w\| over each 16-bit lane's chunk ≤ 2^15 − 1 and a·max_m Σ_k \|w[m,k]\| ≤ 2^31 − 1 (a = maxAbsInput; `PackedWeights.int16Chunk`) | codes as Int16, wrapping 16-bit multiply-adds, widened into wrapping Int32 sums every chunk (`Int16GEMM`) |
+/// | `float32` | a·max_m Σ_k \|w[m,k]\| ≤ 2^24 | float32 GEMM: every partial sum is a representable integer, in any order |
+/// | `int64` | the sums fit Int64 (always required) | Int64 multiply-adds |
+///
+/// Wrapping sums are exact modulo 2^16 or 2^32 in any order, so they equal the true integers
+/// whenever the true values fit; the bounds prove that. The Int16 path is preferred when its
+/// chunks are long enough to pay (`minimumInt16Chunk` pairs, or all of k), then float32, then
+/// Int64. Programmer errors (shapes, parameters out of range, sums beyond 64 bits) are
 /// precondition failures.
 public enum IntegerOps {
     /// How `matmul` and `conv2d` compute their products (the results are identical).
     public enum ProductPath: String, CaseIterable, Sendable {
+        /// Int16 lanes widened into Int32 (`Int16GEMM`), exact under `PackedWeights.int16Chunk`.
+        case int16
         /// Float32 GEMM (OpenBLAS or the portable kernel), exact while partial sums stay ≤ 2^24.
         case float32
         /// Int64 multiply-adds, exact up to 2^63 − 1.
@@ -72,6 +84,35 @@ public enum IntegerOps {
 
     /// Float32 holds every integer of magnitude ≤ 2^24 exactly.
     public static let float32ExactLimit: Int64 = 1 << 24
+
+    /// The Int16 path is chosen automatically when its 16-bit chunks span at least this many
+    /// k-pairs (or all of k): shorter chunks spend more on widening than they save.
+    public static let minimumInt16Chunk = 4
+
+    /// The instruction sets of the Int16 kernels.
+    public enum Int16Kernel: String, CaseIterable, Sendable {
+        /// 256-bit vectors (AVX2 on x86-64, the package's baseline there; NEON pairs elsewhere).
+        case vector256
+        /// 512-bit vectors (`QForgeAVX512`): x86-64 CPUs with AVX-512 F, BW, CD, DQ and VL.
+        case vector512
+    }
+
+    /// The Int16 kernels this CPU runs (on Linux the CPU flags decide; elsewhere 256-bit only).
+    public static let availableInt16Kernels: [Int16Kernel] = {
+        #if arch(x86_64)
+        let flags = GEMM.cpuFlags()
+        if ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"].allSatisfy(flags.contains) { return [.vector256, .vector512] }
+        #endif
+        return [.vector256]
+    }()
+
+    /// The Int16 kernel in use: the widest available. Set it to compare them (same results);
+    /// it must be one of `availableInt16Kernels`.
+    nonisolated(unsafe) public static var int16Kernel: Int16Kernel = availableInt16Kernels.last! {
+        didSet {
+            precondition(availableInt16Kernels.contains(int16Kernel), "int16Kernel: \(int16Kernel) needs AVX-512, which this CPU lacks")
+        }
+    }
 
     /// The largest |partial sum| of x·wᵀ over any summation order: maxAbsInput · max_m Σ_k |w[m,k]|
     /// (rows are weight.shape[0]; the other axes are the sum). Nil when it exceeds Int64.
@@ -92,7 +133,14 @@ public enum IntegerOps {
 
     /// The path `matmul` and `conv2d` choose for this weight and input bound.
     public static func productPath(weight: QTensor, maxAbsInput: Int64) -> ProductPath {
-        guard let bound = partialSumBound(weight: weight, maxAbsInput: maxAbsInput) else { return .int64 }
+        productPath(weight: PackedWeights(weight, pack: false), maxAbsInput: maxAbsInput)
+    }
+
+    /// The path `matmul` and `conv2d` choose for these weights and input bound.
+    public static func productPath(weight: PackedWeights, maxAbsInput: Int64) -> ProductPath {
+        precondition(maxAbsInput >= 0, "productPath: input bound \(maxAbsInput) is negative")
+        if let chunk = weight.int16Chunk(maxAbsInput: maxAbsInput), chunk >= min(minimumInt16Chunk, weight.pairs) { return .int16 }
+        guard let bound = weight.partialSumBound(maxAbsInput: maxAbsInput) else { return .int64 }
         return bound <= float32ExactLimit ? .float32 : .int64
     }
 
@@ -103,11 +151,31 @@ public enum IntegerOps {
     /// max|x| of this batch. `path` forces a path, which must be exact for the bound.
     public static func matmul(_ x: QTensor, weight: QTensor, bias: [Int64]? = nil,
                               maxAbsInput: Int64? = nil, path: ProductPath? = nil) -> AccTensor {
+        precondition(weight.rank == 2, "matmul: weight \(weight.shape) must be [M, K]")
+        return matmul(x, weight: PackedWeights(weight, pack: false), bias: bias, maxAbsInput: maxAbsInput, path: path)
+    }
+
+    /// `matmul` with weights packed once (`PackedWeights`), for one layer over many batches.
+    public static func matmul(_ x: QTensor, weight packed: PackedWeights, bias: [Int64]? = nil,
+                              maxAbsInput: Int64? = nil, path: ProductPath? = nil) -> AccTensor {
+        let weight = packed.weight
         precondition(x.rank == 2 && weight.rank == 2 && x.shape[1] == weight.shape[1],
                      "matmul: input \(x.shape) ([N, K]) does not match weight \(weight.shape) ([M, K])")
         let n = x.shape[0], k = x.shape[1], m = weight.shape[0]
         if let bias { precondition(bias.count == m, "matmul: bias has \(bias.count) values, weight \(weight.shape) has \(m) rows") }
-        let chosen = choosePath("matmul", x, weight, bias, maxAbsInput, path)
+        let (chosen, chunk) = choosePath("matmul", x, packed, bias, maxAbsInput, path)
+        if chosen == .int16 && k > 0 && n * m > 0 {
+            let ready = packed.packed()
+            let out = [Int64](unsafeUninitializedCapacity: n * m) { buf, initialized in
+                x.values.withUnsafeBufferPointer { xp in
+                    withOptionalPointer(bias) { bp in
+                        IntegerKernels.int16Matmul(xp.baseAddress!, n: n, weights: ready, chunk: chunk, bias: bp, out: buf.baseAddress!)
+                    }
+                }
+                initialized = n * m
+            }
+            return AccTensor(shape: [n, m], values: out)
+        }
         let out = [Int64](unsafeUninitializedCapacity: n * m) { buf, initialized in
             if k == 0 {
                 buf.initialize(repeating: 0)
@@ -133,13 +201,35 @@ public enum IntegerOps {
     public static func conv2d(_ x: QTensor, weight: QTensor, bias: [Int64]? = nil,
                               stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
                               maxAbsInput: Int64? = nil, path: ProductPath? = nil) -> AccTensor {
+        precondition(weight.rank == 4, "conv2d: weight \(weight.shape) must be [M, C, kh, kw]")
+        return conv2d(x, weight: PackedWeights(weight, pack: false), bias: bias, stride: stride, padding: padding,
+                      maxAbsInput: maxAbsInput, path: path)
+    }
+
+    /// `conv2d` with weights packed once (`PackedWeights`), for one layer over many batches.
+    public static func conv2d(_ x: QTensor, weight packed: PackedWeights, bias: [Int64]? = nil,
+                              stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                              maxAbsInput: Int64? = nil, path: ProductPath? = nil) -> AccTensor {
+        let weight = packed.weight
         precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
                      "conv2d: input \(x.shape) ([N, C, H, W]) does not match weight \(weight.shape) ([M, C, kh, kw])")
         let g = ConvShape("conv2d", input: x.shape, kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding)
         let m = weight.shape[0], ck = g.c * g.kh * g.kw, hw = g.ho * g.wo
         if let bias { precondition(bias.count == m, "conv2d: bias has \(bias.count) values, weight \(weight.shape) has \(m) output channels") }
-        let chosen = choosePath("conv2d", x, weight, bias, maxAbsInput, path)
+        let (chosen, chunk) = choosePath("conv2d", x, packed, bias, maxAbsInput, path)
         let total = g.n * m * hw
+        if chosen == .int16 && ck > 0 && total > 0 {
+            let ready = packed.packed()
+            let out = [Int64](unsafeUninitializedCapacity: total) { buf, initialized in
+                x.values.withUnsafeBufferPointer { xp in
+                    withOptionalPointer(bias) { bp in
+                        IntegerKernels.int16Conv(xp.baseAddress!, g, weights: ready, chunk: chunk, bias: bp, out: buf.baseAddress!)
+                    }
+                }
+                initialized = total
+            }
+            return AccTensor(shape: [g.n, m, g.ho, g.wo], values: out)
+        }
         let out = [Int64](unsafeUninitializedCapacity: total) { buf, initialized in
             buf.initialize(repeating: 0)
             initialized = total
@@ -172,9 +262,10 @@ public enum IntegerOps {
         return AccTensor(shape: [g.n, m, g.ho, g.wo], values: biased)
     }
 
-    /// Checks the bound (given or measured) and the bias against 64 bits and picks the path.
-    static func choosePath(_ op: String, _ x: QTensor, _ weight: QTensor, _ bias: [Int64]?,
-                           _ maxAbsInput: Int64?, _ forced: ProductPath?) -> ProductPath {
+    /// Checks the bound (given or measured) and the bias against 64 bits and picks the path,
+    /// with the Int16 chunk length when that path runs.
+    static func choosePath(_ op: String, _ x: QTensor, _ weight: PackedWeights, _ bias: [Int64]?,
+                           _ maxAbsInput: Int64?, _ forced: ProductPath?) -> (path: ProductPath, chunk: Int) {
         var measured: UInt32 = 0
         x.values.withUnsafeBufferPointer { p in
             for v in p { measured = max(measured, v.magnitude) }
@@ -184,15 +275,24 @@ public enum IntegerOps {
         }
         let inputBound = maxAbsInput ?? Int64(measured)
         let biasBound = bias?.map { $0.magnitude }.max() ?? 0
-        guard let bound = partialSumBound(weight: weight, maxAbsInput: inputBound),
+        guard let bound = weight.partialSumBound(maxAbsInput: inputBound),
               UInt64(bound) + biasBound <= UInt64(Int64.max) else {
-            preconditionFailure("\(op): sums of products with |x| ≤ \(inputBound), weight \(weight.shape) and the bias may exceed 64 bits")
+            preconditionFailure("\(op): sums of products with |x| ≤ \(inputBound), weight \(weight.weight.shape) and the bias may exceed 64 bits")
         }
-        let automatic: ProductPath = bound <= float32ExactLimit ? .float32 : .int64
-        guard let forced else { return automatic }
-        precondition(forced == .int64 || automatic == .float32,
-                     "\(op): the float32 path is not exact for partial sums up to \(bound) (limit 2^24)")
-        return forced
+        let chunk = weight.int16Chunk(maxAbsInput: inputBound)
+        let chosen = forced ?? productPath(weight: weight, maxAbsInput: inputBound)
+        switch chosen {
+        case .int16:
+            guard let chunk else {
+                preconditionFailure("\(op): the int16 path is not exact for |x| ≤ \(inputBound) and weight \(weight.weight.shape) (see PackedWeights.int16Chunk)")
+            }
+            return (.int16, chunk)
+        case .float32:
+            precondition(bound <= float32ExactLimit, "\(op): the float32 path is not exact for partial sums up to \(bound) (limit 2^24)")
+        case .int64:
+            break
+        }
+        return (chosen, 0)
     }
 
     // MARK: - Pooling, residual add, arg-max
@@ -388,6 +488,12 @@ public enum OutputTruncation: Equatable, Sendable {
     public func apply(_ acc: AccTensor, width: Int) -> AccTensor {
         AccTensor(shape: acc.shape, values: acc.values.map { apply($0, width: width) })
     }
+}
+
+/// `body` with the array's base address, or nil for a nil or empty array.
+func withOptionalPointer<R>(_ values: [Int64]?, _ body: (UnsafePointer<Int64>?) -> R) -> R {
+    guard let values else { return body(nil) }
+    return values.withUnsafeBufferPointer { body($0.baseAddress) }
 }
 
 /// −2^(b−1)…2^(b−1)−1 for 1 ≤ b ≤ 64.

@@ -306,12 +306,20 @@ public enum IntegerOps {
         precondition(g.ph < g.kh && g.pw < g.kw, "maxPool2d: padding \(padding) must be smaller than the kernel \(kernel)")
         precondition(g.h > 0 && g.w > 0, "maxPool2d: empty image \(x.shape)")
         let planes = g.n * g.c, per = g.ho * g.wo
+        let halving = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0  // the common case, vectorised
         let out = [Int32](unsafeUninitializedCapacity: planes * per) { buf, initialized in
             let po = buf.baseAddress
             x.values.withUnsafeBufferPointer { xp in
                 Parallel.forRange(planes, cost: per * g.kh * g.kw) { r in
                     for plane in r {
                         let src = xp.baseAddress! + plane * g.h * g.w, dst = po! + plane * per
+                        if halving {
+                            for i in 0..<g.ho {
+                                let top = src + 2 * i * g.w, bottom = top + g.w, d = dst + i * g.wo
+                                for j in 0..<g.wo { d[j] = max(max(top[2 * j], top[2 * j + 1]), max(bottom[2 * j], bottom[2 * j + 1])) }
+                            }
+                            continue
+                        }
                         for i in 0..<g.ho {
                             let y0 = i * g.sh - g.ph, ylo = max(y0, 0), yhi = min(y0 + g.kh, g.h)
                             for j in 0..<g.wo {
@@ -551,6 +559,17 @@ public struct MultiThreshold: Equatable, Sendable {
         let channels = channelCount(acc.shape)
         precondition(thresholds.count == 1 || thresholds.count == channels,
                      "MultiThreshold: \(thresholds.count) threshold lists for \(channels) channels of \(acc.shape)")
+        let length = thresholds[0].count
+        if acc.count > 0, (1...32767).contains(length), thresholds.allSatisfy({ $0.count == length }) {
+            let (lo, hi) = acc.values.withUnsafeBufferPointer { IntegerKernels.extremes($0.baseAddress!, $0.count) }
+            let (span, overflow) = hi.subtractingReportingOverflow(lo)
+            if !overflow && span <= 65534 {
+                return countNarrow(acc, Int16.self, lo: lo, hi: hi, offset: lo &+ 32768, channels: channels)
+            }
+            if lo >= Int64(Int32.min) && hi < Int64(Int32.max) {
+                return countNarrow(acc, Int32.self, lo: lo, hi: hi, offset: 0, channels: channels)
+            }
+        }
         // All lists in one buffer, so the loops touch no Swift arrays.
         let flat = thresholds.flatMap { $0 }
         let starts = thresholds.reduce(into: [0]) { $0.append($0.last! + $1.count) }
@@ -576,6 +595,80 @@ public struct MultiThreshold: Equatable, Sendable {
     @inline(__always)
     func code(_ count: Int) -> Int32 {
         Int32(Swift.min(Swift.max(outBias + Int64(count), Int64(grid.minInt)), Int64(grid.maxInt)))
+    }
+
+    /// `apply` on narrow lanes, for equally long lists and accumulators all in lo…hi: each
+    /// value v becomes v − offset in T, each threshold t becomes clamp(t, lo, hi + 1) − offset,
+    /// which decides v ≥ t exactly as before for every v in lo…hi (a threshold below lo counts
+    /// for all of them, one above hi for none). The caller picks T and offset so that these
+    /// fit T. Sixteen accumulators are counted at a time in registers.
+    func countNarrow<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ acc: AccTensor, _: T.Type, lo: Int64, hi: Int64, offset: Int64,
+                                                                        channels: Int) -> QTensor {
+        let length = thresholds[0].count
+        func narrow(_ t: Int64) -> T { T(truncatingIfNeeded: t < lo ? lo &- offset : (t > hi ? (hi &- offset) &+ 1 : t &- offset)) }
+        // clamp(outBias + count, min, max) on Int32 lanes: for counts 0…length, a bias beyond
+        // min − length − 1 … max + 1 clamps like that bound.
+        let gmin = Int32(grid.minInt), gmax = Int32(grid.maxInt)
+        let base = Int32(Swift.min(Swift.max(outBias, Int64(gmin) - Int64(length) - 1), Int64(gmax) + 1))
+        let inner = acc.rank >= 2 ? acc.shape.dropFirst(2).reduce(1, *) : 1
+        let out = [Int32](unsafeUninitializedCapacity: acc.count) { buf, initialized in
+            let dst = buf.baseAddress!
+            acc.values.withUnsafeBufferPointer { sp in
+                let src = sp.baseAddress!
+                // Lane loops: the compiler turns them into vector compares and adds (the SIMD
+                // mask operators are not vectorised).
+                @inline(__always) func codes(_ count: SIMD16<T>) -> SIMD16<Int32> {
+                    var r = SIMD16<Int32>()
+                    for e in 0..<16 { r[e] = Swift.min(Swift.max(Int32(truncatingIfNeeded: count[e]) &+ base, gmin), gmax) }
+                    return r
+                }
+                if acc.rank >= 2 && inner == 1 {
+                    // [N, C]: per row, 16 channels at a time against the lists transposed to
+                    // [index][channel] (channels padded to 16).
+                    let padded = (channels + 15) / 16 * 16
+                    let table = (0..<length).flatMap { i in
+                        (0..<padded).map { c in c < channels ? narrow(thresholds[thresholds.count == 1 ? 0 : c][i]) : 0 }
+                    }
+                    table.withUnsafeBufferPointer { tp in
+                        Parallel.forRange(acc.count / channels, cost: channels * length) { rows in
+                            for r in rows {
+                                let s = src + r * channels, d = dst + r * channels
+                                for c0 in stride(from: 0, to: channels, by: 16) {
+                                    let n = Swift.min(16, channels - c0)
+                                    let v = IntegerKernels.load16(s + c0, n, offset: offset, as: T.self)
+                                    var count = SIMD16<T>()
+                                    for i in 0..<length {
+                                        let t = UnsafeRawPointer(tp.baseAddress! + i * padded + c0).loadUnaligned(as: SIMD16<T>.self)
+                                        for e in 0..<16 { count[e] &+= v[e] >= t[e] ? 1 : 0 }
+                                    }
+                                    IntegerKernels.store16(codes(count), d + c0, n)
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    // Runs of one channel: 16 accumulators at a time against the channel's list.
+                    let table = thresholds.flatMap { $0.map(narrow) }
+                    table.withUnsafeBufferPointer { tp in
+                        forChannelRuns(acc.shape) { c, run in
+                            let t = tp.baseAddress! + (thresholds.count == 1 ? 0 : c) * length
+                            for start in stride(from: run.lowerBound, to: run.upperBound, by: 16) {
+                                let n = Swift.min(16, run.upperBound - start)
+                                let v = IntegerKernels.load16(src + start, n, offset: offset, as: T.self)
+                                var count = SIMD16<T>()
+                                for i in 0..<length {
+                                    let th = t[i]
+                                    for e in 0..<16 { count[e] &+= v[e] >= th ? 1 : 0 }
+                                }
+                                IntegerKernels.store16(codes(count), dst + start, n)
+                            }
+                        }
+                    }
+                }
+            }
+            initialized = acc.count
+        }
+        return QTensor(shape: acc.shape, values: out)
     }
 
     /// The number of thresholds t[0..<n] (ascending) at or below `acc`.

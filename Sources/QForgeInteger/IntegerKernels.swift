@@ -76,6 +76,48 @@ enum IntegerKernels {
         if parallel { Parallel.forRange(m, cost: n * k, body) } else { body(0..<m) }
     }
 
+    /// The smallest and largest of n ≥ 1 values, in blocks the compiler vectorises.
+    static func extremes(_ p: UnsafePointer<Int64>, _ n: Int) -> (Int64, Int64) {
+        var low = SIMD8<Int64>(repeating: p[0]), high = low
+        var i = 0
+        while i + 8 <= n {
+            for e in 0..<8 {  // a lane loop: vectorised, where pointwiseMin is not
+                low[e] = Swift.min(low[e], p[i + e])
+                high[e] = Swift.max(high[e], p[i + e])
+            }
+            i += 8
+        }
+        var lo = low.min(), hi = high.max()
+        while i < n {
+            lo = Swift.min(lo, p[i])
+            hi = Swift.max(hi, p[i])
+            i += 1
+        }
+        return (lo, hi)
+    }
+
+    /// n ≤ 16 accumulators minus `offset`, truncated to T (lanes past n are 0).
+    @inline(__always)
+    static func load16<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<Int64>, _ n: Int, offset: Int64, as: T.Type) -> SIMD16<T> {
+        var v = SIMD16<T>()
+        if n == 16 {
+            for i in 0..<16 { v[i] = T(truncatingIfNeeded: p[i] &- offset) }
+        } else {
+            for i in 0..<n { v[i] = T(truncatingIfNeeded: p[i] &- offset) }
+        }
+        return v
+    }
+
+    /// Stores the first n ≤ 16 lanes.
+    @inline(__always)
+    static func store16(_ v: SIMD16<Int32>, _ p: UnsafeMutablePointer<Int32>, _ n: Int) {
+        if n == 16 {
+            UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Int32>.self)
+        } else {
+            for i in 0..<n { p[i] = v[i] }
+        }
+    }
+
     /// Row (ci, di, dj) of the column matrix [C·kh·kw, OH·OW] holds the input at
     /// (ci, i·sh+di−ph, j·sw+dj−pw) in column i·OW+j, and 0 where that lies in the padding.
     static func im2col(_ x: UnsafePointer<Int32>, _ cols: UnsafeMutablePointer<Int32>, _ g: ConvShape) {

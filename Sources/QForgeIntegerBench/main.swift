@@ -67,6 +67,11 @@ func checksum(_ acc: AccTensor) -> Int64 { acc.values.reduce(0, &+) }
 
 func floatCopy(_ q: QTensor) -> Tensor { Tensor(shape: q.shape, scalars: q.values.map(Float.init)) }
 
+/// The batches of x as float32 tensors (made before timing).
+func floatBatchesOf(_ x: QTensor) -> [Tensor] {
+    stride(from: 0, to: x.shape[0], by: batch).map { lo in floatCopy(rows(x, lo, min(lo + batch, x.shape[0]))) }
+}
+
 /// Float32 copies of the first n rows.
 func floatRows(_ t: Tensor, _ n: Int) -> Tensor {
     Tensor(shape: [n] + t.shape.dropFirst(), scalars: Array(t.scalars.prefix(n * t.count / t.shape[0])))
@@ -113,13 +118,12 @@ do {
             return checksum(IntegerOps.matmul(h2, weight: p3, bias: b3, maxAbsInput: 15, path: .float32))
         }
     }
-    let fx = floatCopy(x), f1 = floatCopy(w1), f2 = floatCopy(w2), f3 = floatCopy(w3), fh = floatCopy(h)
+    let f1 = floatCopy(w1), f2 = floatCopy(w2), f3 = floatCopy(w3)
+    let floatBatches = floatBatchesOf(x), fh = floatCopy(h)
     measure("mlp float32 sgemm, products only") {
         var sum: Int64 = 0
-        for lo in stride(from: 0, to: samples, by: batch) {
-            let n = min(batch, samples - lo)
-            let xb = Tensor(shape: [n, 784], scalars: Array(fx.scalars[(lo * 784)..<((lo + n) * 784)]))
-            let hb = floatRows(fh, n)
+        for xb in floatBatches {
+            let hb = floatRows(fh, xb.shape[0])
             let y1 = Tensor.linear(xb, weight: f1, bias: nil), y2 = Tensor.linear(hb, weight: f2, bias: nil)
             let y3 = Tensor.linear(hb, weight: f3, bias: nil)
             sum &+= Int64(y1.scalars[0] + y2.scalars[0] + y3.scalars[0])
@@ -169,12 +173,11 @@ do {
     }
     measure("cnn integer end to end (float32 path)") { batches(x) { forward($0, .float32) } }
     let fk1 = floatCopy(k1), fk2 = floatCopy(k2), fk3 = floatCopy(k3), f4 = floatCopy(w4), f5 = floatCopy(w5)
-    let fx = floatCopy(x), fh2 = floatCopy(h2), fh3 = floatCopy(h3), fh4 = floatCopy(h4), fh5 = floatCopy(h5)
+    let floatBatches = floatBatchesOf(x), fh2 = floatCopy(h2), fh3 = floatCopy(h3), fh4 = floatCopy(h4), fh5 = floatCopy(h5)
     measure("cnn float32 im2col + sgemm, products only") {
         var sum: Int64 = 0
-        for lo in stride(from: 0, to: samples, by: batch) {
-            let n = min(batch, samples - lo)
-            let xb = Tensor(shape: [n, 1, 28, 28], scalars: Array(fx.scalars[(lo * 784)..<((lo + n) * 784)]))
+        for xb in floatBatches {
+            let n = xb.shape[0]
             let y1 = Tensor.conv2d(xb, weight: fk1, padding: (1, 1))
             let y2 = Tensor.conv2d(floatRows(fh2, n), weight: fk2, padding: (1, 1))
             let y3 = Tensor.conv2d(floatRows(fh3, n), weight: fk3, padding: (1, 1))

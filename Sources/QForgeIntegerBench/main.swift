@@ -6,17 +6,30 @@ import QForgeTensor
 // (weights −7…7, activations 0…15 from 15 thresholds per channel, first input 0…255), and
 // float32 products of the same shapes. Release builds only:
 //
-//     swift run -c release QForgeIntegerBench [runs] [batch]
+//     swift run -c release QForgeIntegerBench [runs] [mlp batch] [cnn batch]
 //
 // "end to end" is products, biases, MultiThreshold activations, max-pools and flattening;
-// "products only" is the matmul / conv2d calls alone.
+// "products only" is the matmul / conv2d calls alone. Besides the median wall-clock rate,
+// each line gives the rate per CPU-second times the core count: what the machine would do if
+// no other process shared its cores (it assumes the work splits evenly over them).
 
 let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let runs = max(arguments.first ?? 7, 1)
-let batch = arguments.count > 1 ? arguments[1] : 256
+let mlpBatch = arguments.count > 1 ? arguments[1] : 256
+// Smaller: a convolution's Int64 outputs (100 KB per sample for conv1) then stay in cache.
+let cnnBatch = arguments.count > 2 ? arguments[2] : 32
+var batch = mlpBatch
 let samples = 10_000
 
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
+/// User plus system CPU seconds of this process so far.
+func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
 
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
@@ -27,15 +40,17 @@ func median(_ values: [Double]) -> Double {
 /// which returns a checksum (so nothing is optimised away, and paths can be compared).
 func measure(_ name: String, _ pass: () -> Int64) {
     var check = pass()
-    var rates = [Double]()
+    var rates = [Double](), cpuRates = [Double]()
     for _ in 0..<runs {
-        let start = now()
+        let start = now(), cpu = cpuSeconds()
         check = pass()
         rates.append(Double(samples) / (now() - start))
+        cpuRates.append(Double(samples * Parallel.coreCount) / (cpuSeconds() - cpu))
     }
     let shown = rates.sorted().map { String(format: "%.0f", $0) }.joined(separator: " ")
     let label = name.padding(toLength: 46, withPad: " ", startingAt: 0)
-    print(label + String(format: "%9.0f samples/s  (runs: %@; checksum %lld)", median(rates), shown as NSString, check))
+    print(label + String(format: "%9.0f samples/s  (%.0f per CPU-s × %d; runs: %@; checksum %lld)", median(rates), median(cpuRates),
+                         Parallel.coreCount, shown as NSString, check))
 }
 
 var rng = SeededRandom(seed: 2024)
@@ -77,7 +92,7 @@ func floatRows(_ t: Tensor, _ n: Int) -> Tensor {
     Tensor(shape: [n] + t.shape.dropFirst(), scalars: Array(t.scalars.prefix(n * t.count / t.shape[0])))
 }
 
-print("QForgeIntegerBench: \(samples) samples, batch \(batch), median of \(runs) runs; \(Parallel.coreCount) cores; "
+print("QForgeIntegerBench: \(samples) samples, batches mlp \(mlpBatch) / cnn \(cnnBatch), median of \(runs) runs; \(Parallel.coreCount) cores; "
       + "GEMM \(GEMM.backend.rawValue) (\(GEMM.openBLASCoreType ?? "default")); Int16 kernels \(IntegerOps.availableInt16Kernels.map(\.rawValue))")
 
 /// Each timing once per available Int16 kernel (widest first).
@@ -135,6 +150,7 @@ do {
 // MARK: - cnn: conv 1→16, 16→32, 32→64 (3×3, padding 1), 2×2 max-pools, 3136 → 128 → 10
 
 do {
+    batch = cnnBatch
     let k1 = codes([16, 1, 3, 3], -7...7), k2 = codes([32, 16, 3, 3], -7...7), k3 = codes([64, 32, 3, 3], -7...7)
     let w4 = codes([128, 3136], -7...7), w5 = codes([10, 128], -7...7)
     let p1 = PackedWeights(k1), p2 = PackedWeights(k2), p3 = PackedWeights(k3), p4 = PackedWeights(w4), p5 = PackedWeights(w5)

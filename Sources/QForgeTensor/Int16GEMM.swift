@@ -83,11 +83,37 @@ public enum Int16GEMM {
         UnsafeRawPointer(b).loadUnaligned(as: SIMD32<Int16>.self)
     }
 
-    /// Column j's sum: its even-k lane (low half of Int32 lane j) plus its odd-k lane (high half).
+    /// The 32 lanes sign-extended to Int32, as (lanes 0..<16, lanes 16..<32): sign extensions,
+    /// which leave the multiplier port free. (A lane loop into fresh values: the compiler
+    /// vectorises this form.)
     @inlinable @inline(__always)
-    static func widen(_ v: SIMD32<Int16>) -> SIMD16<Int32> {
-        let pairs = unsafeBitCast(v, to: SIMD16<Int32>.self)
-        return ((pairs &<< 16) &>> 16) &+ (pairs &>> 16)
+    static func widen(_ v: SIMD32<Int16>) -> (SIMD16<Int32>, SIMD16<Int32>) {
+        var low = SIMD16<Int32>(), high = SIMD16<Int32>()
+        for e in 0..<16 {
+            low[e] = Int32(truncatingIfNeeded: v[e])
+            high[e] = Int32(truncatingIfNeeded: v[e + 16])
+        }
+        return (low, high)
+    }
+
+    /// Adds `widen(v)` to the accumulators.
+    @inlinable @inline(__always)
+    static func widen(_ v: SIMD32<Int16>, into low: inout SIMD16<Int32>, _ high: inout SIMD16<Int32>) {
+        let (l, h) = widen(v)
+        low &+= l
+        high &+= h
+    }
+
+    /// The 16 column sums of a panel from its widened lanes: column j is lane 2j (even k)
+    /// plus lane 2j + 1 (odd k).
+    @inlinable @inline(__always)
+    static func columns(_ low: SIMD16<Int32>, _ high: SIMD16<Int32>) -> SIMD16<Int32> {
+        var sums = SIMD16<Int32>()
+        for j in 0..<8 {
+            sums[j] = low[2 * j] &+ low[2 * j + 1]
+            sums[j + 8] = high[2 * j] &+ high[2 * j + 1]
+        }
+        return sums
     }
 
     @inlinable @inline(__always)
@@ -99,8 +125,10 @@ public enum Int16GEMM {
     @inlinable @inline(__always)
     static func tile6x16(_ a: UnsafePointer<Int16>, _ lda: Int, _ b: UnsafePointer<Int16>, _ pairs: Int, _ chunk: Int,
                          _ c: UnsafeMutablePointer<Int32>, _ ldc: Int) {
-        var t0 = SIMD16<Int32>(), t1 = SIMD16<Int32>(), t2 = SIMD16<Int32>()
-        var t3 = SIMD16<Int32>(), t4 = SIMD16<Int32>(), t5 = SIMD16<Int32>()
+        // Int32 accumulators of the 32 lanes, as (lanes 0..<16, lanes 16..<32) per row.
+        var l0 = SIMD16<Int32>(), h0 = SIMD16<Int32>(), l1 = SIMD16<Int32>(), h1 = SIMD16<Int32>()
+        var l2 = SIMD16<Int32>(), h2 = SIMD16<Int32>(), l3 = SIMD16<Int32>(), h3 = SIMD16<Int32>()
+        var l4 = SIMD16<Int32>(), h4 = SIMD16<Int32>(), l5 = SIMD16<Int32>(), h5 = SIMD16<Int32>()
         var q0 = 0
         while q0 < pairs {
             let q1 = Swift.min(q0 + chunk, pairs)
@@ -118,21 +146,25 @@ public enum Int16GEMM {
                 ap += 2
                 bp += 32
             }
-            t0 &+= widen(s0); t1 &+= widen(s1); t2 &+= widen(s2)
-            t3 &+= widen(s3); t4 &+= widen(s4); t5 &+= widen(s5)
+            widen(s0, into: &l0, &h0); widen(s1, into: &l1, &h1); widen(s2, into: &l2, &h2)
+            widen(s3, into: &l3, &h3); widen(s4, into: &l4, &h4); widen(s5, into: &l5, &h5)
             q0 = q1
         }
-        store(t0, c); store(t1, c + ldc); store(t2, c + 2 * ldc)
-        store(t3, c + 3 * ldc); store(t4, c + 4 * ldc); store(t5, c + 5 * ldc)
+        store(columns(l0, h0), c); store(columns(l1, h1), c + ldc); store(columns(l2, h2), c + 2 * ldc)
+        store(columns(l3, h3), c + 3 * ldc); store(columns(l4, h4), c + 4 * ldc); store(columns(l5, h5), c + 5 * ldc)
     }
 
     /// Rows r…r+5 × two adjacent panels.
     @inlinable @inline(__always)
     static func tile6x32(_ a: UnsafePointer<Int16>, _ lda: Int, _ b: UnsafePointer<Int16>, _ panelStride: Int, _ pairs: Int,
                          _ chunk: Int, _ c: UnsafeMutablePointer<Int32>, _ ldc: Int) {
-        var t0 = SIMD16<Int32>(), t1 = SIMD16<Int32>(), t2 = SIMD16<Int32>(), t3 = SIMD16<Int32>()
-        var t4 = SIMD16<Int32>(), t5 = SIMD16<Int32>(), t6 = SIMD16<Int32>(), t7 = SIMD16<Int32>()
-        var t8 = SIMD16<Int32>(), t9 = SIMD16<Int32>(), t10 = SIMD16<Int32>(), t11 = SIMD16<Int32>()
+        // Int32 accumulators (lanes 0..<16, lanes 16..<32) per row and panel.
+        var l0 = SIMD16<Int32>(), h0 = SIMD16<Int32>(), l1 = SIMD16<Int32>(), h1 = SIMD16<Int32>()
+        var l2 = SIMD16<Int32>(), h2 = SIMD16<Int32>(), l3 = SIMD16<Int32>(), h3 = SIMD16<Int32>()
+        var l4 = SIMD16<Int32>(), h4 = SIMD16<Int32>(), l5 = SIMD16<Int32>(), h5 = SIMD16<Int32>()
+        var l6 = SIMD16<Int32>(), h6 = SIMD16<Int32>(), l7 = SIMD16<Int32>(), h7 = SIMD16<Int32>()
+        var l8 = SIMD16<Int32>(), h8 = SIMD16<Int32>(), l9 = SIMD16<Int32>(), h9 = SIMD16<Int32>()
+        var l10 = SIMD16<Int32>(), h10 = SIMD16<Int32>(), l11 = SIMD16<Int32>(), h11 = SIMD16<Int32>()
         var q0 = 0
         while q0 < pairs {
             let q1 = Swift.min(q0 + chunk, pairs)
@@ -157,16 +189,16 @@ public enum Int16GEMM {
                 ap += 2
                 bp += 32
             }
-            t0 &+= widen(s0); t1 &+= widen(s1); t2 &+= widen(s2); t3 &+= widen(s3)
-            t4 &+= widen(s4); t5 &+= widen(s5); t6 &+= widen(s6); t7 &+= widen(s7)
-            t8 &+= widen(s8); t9 &+= widen(s9); t10 &+= widen(s10); t11 &+= widen(s11)
+            widen(s0, into: &l0, &h0); widen(s1, into: &l1, &h1); widen(s2, into: &l2, &h2); widen(s3, into: &l3, &h3)
+            widen(s4, into: &l4, &h4); widen(s5, into: &l5, &h5); widen(s6, into: &l6, &h6); widen(s7, into: &l7, &h7)
+            widen(s8, into: &l8, &h8); widen(s9, into: &l9, &h9); widen(s10, into: &l10, &h10); widen(s11, into: &l11, &h11)
             q0 = q1
         }
-        store(t0, c); store(t1, c + 16)
-        store(t2, c + ldc); store(t3, c + ldc + 16)
-        store(t4, c + 2 * ldc); store(t5, c + 2 * ldc + 16)
-        store(t6, c + 3 * ldc); store(t7, c + 3 * ldc + 16)
-        store(t8, c + 4 * ldc); store(t9, c + 4 * ldc + 16)
-        store(t10, c + 5 * ldc); store(t11, c + 5 * ldc + 16)
+        store(columns(l0, h0), c); store(columns(l1, h1), c + 16)
+        store(columns(l2, h2), c + ldc); store(columns(l3, h3), c + ldc + 16)
+        store(columns(l4, h4), c + 2 * ldc); store(columns(l5, h5), c + 2 * ldc + 16)
+        store(columns(l6, h6), c + 3 * ldc); store(columns(l7, h7), c + 3 * ldc + 16)
+        store(columns(l8, h8), c + 4 * ldc); store(columns(l9, h9), c + 4 * ldc + 16)
+        store(columns(l10, h10), c + 5 * ldc); store(columns(l11, h11), c + 5 * ldc + 16)
     }
 }

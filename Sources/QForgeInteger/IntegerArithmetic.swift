@@ -67,10 +67,13 @@ import QForgeTensor
 /// | `int64` | the sums fit Int64 (always required) | Int64 multiply-adds |
 ///
 /// Wrapping sums are exact modulo 2^16 or 2^32 in any order, so they equal the true integers
-/// whenever the true values fit; the bounds prove that. The Int16 path is preferred when its
+/// whenever the true values fit; the bounds prove that. A 16-bit lane sums, for one output,
+/// the products of one parity of k (2q or 2q + 1) over a chunk of consecutive k-pairs q; the
+/// chunk may be lengthened for a batch whose inputs keep one sign (only the positive or only
+/// the negative weights can then push a lane outward). The Int16 path is preferred when its
 /// chunks are long enough to pay (`minimumInt16Chunk` pairs, or all of k), then float32, then
-/// Int64. Programmer errors (shapes, parameters out of range, sums beyond 64 bits) are
-/// precondition failures.
+/// Int64; the choice depends on the weights and maxAbsInput only. Programmer errors (shapes,
+/// parameters out of range, sums beyond 64 bits) are precondition failures.
 public enum IntegerOps {
     /// How `matmul` and `conv2d` compute their products (the results are identical).
     public enum ProductPath: String, CaseIterable, Sendable {
@@ -266,20 +269,26 @@ public enum IntegerOps {
     /// with the Int16 chunk length when that path runs.
     static func choosePath(_ op: String, _ x: QTensor, _ weight: PackedWeights, _ bias: [Int64]?,
                            _ maxAbsInput: Int64?, _ forced: ProductPath?) -> (path: ProductPath, chunk: Int) {
-        var measured: UInt32 = 0
+        var low = Int32.max, high = Int32.min
         x.values.withUnsafeBufferPointer { p in
-            for v in p { measured = max(measured, v.magnitude) }
+            for v in p {
+                low = min(low, v)
+                high = max(high, v)
+            }
         }
+        let measured = x.count == 0 ? 0 : max(Int64(high), -Int64(low))
         if let given = maxAbsInput {
-            precondition(Int64(measured) <= given, "\(op): input holds |x| = \(measured), above the given bound \(given)")
+            precondition(measured <= given, "\(op): input holds |x| = \(measured), above the given bound \(given)")
         }
-        let inputBound = maxAbsInput ?? Int64(measured)
+        let inputBound = maxAbsInput ?? measured
         let biasBound = bias?.map { $0.magnitude }.max() ?? 0
         guard let bound = weight.partialSumBound(maxAbsInput: inputBound),
               UInt64(bound) + biasBound <= UInt64(Int64.max) else {
             preconditionFailure("\(op): sums of products with |x| ≤ \(inputBound), weight \(weight.weight.shape) and the bias may exceed 64 bits")
         }
-        let chunk = weight.int16Chunk(maxAbsInput: inputBound)
+        // The path follows the bound; the chunk may use this batch's actual range (same results).
+        let chunk = x.count == 0 ? weight.int16Chunk(maxAbsInput: inputBound)
+            : weight.int16Chunk(lo: Int64(low), hi: Int64(high), maxAbsInput: inputBound)
         let chosen = forced ?? productPath(weight: weight, maxAbsInput: inputBound)
         switch chosen {
         case .int16:

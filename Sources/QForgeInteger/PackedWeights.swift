@@ -9,9 +9,9 @@ public struct PackedWeights: Sendable {
     public let weight: QTensor
     /// max_m Σ_k |w[m, k]|; times the input bound, the largest |partial sum| (`partialSumBound`).
     public let widestRowSum: Int64
-    /// Chunk lengths in k-pairs, ascending, and for each the largest Σ|w| one 16-bit lane sums
-    /// over one chunk (see `int16Chunk`).
-    let chunkLengths: [Int], laneSums: [Int64]
+    /// Chunk lengths in k-pairs, ascending, and for each the largest Σ|w|, Σ max(w, 0) and
+    /// Σ max(−w, 0) one 16-bit lane sums over one chunk (see `int16Chunk`).
+    let chunkLengths: [Int], laneSums: [Int64], lanePositive: [Int64], laneNegative: [Int64]
     /// The codes as `Int16GEMM` panels, k in product order; empty when not packed.
     let panels: [Int16]
 
@@ -35,8 +35,8 @@ public struct PackedWeights: Sendable {
             length *= 2
         }
         lengths.append(max(pairs, 1))
-        var sums = [Int64](repeating: 0, count: lengths.count)
-        var prefix = [Int64](repeating: 0, count: pairs + 1)
+        var sums = [Int64](repeating: 0, count: lengths.count), positive = sums, negative = sums
+        var above = [Int64](repeating: 0, count: pairs + 1), below = above
         ordered.withUnsafeBufferPointer { w in
             for m in 0..<rows {
                 let row = w.baseAddress! + m * depth
@@ -44,15 +44,21 @@ public struct PackedWeights: Sendable {
                 for j in 0..<depth { total += Int64(row[j].magnitude) }
                 widest = max(widest, total)
                 for parity in 0..<2 {
-                    // prefix[q] = Σ_{q' < q} |w[m, 2q' + parity]|, then every aligned window per length.
+                    // Prefix sums of the lane's positive and negative weights, then every aligned
+                    // window per length.
                     for q in 0..<pairs {
-                        let j = 2 * q + parity
-                        prefix[q + 1] = prefix[q] + (j < depth ? Int64(row[j].magnitude) : 0)
+                        let j = 2 * q + parity, v = j < depth ? Int64(row[j]) : 0
+                        above[q + 1] = above[q] + max(v, 0)
+                        below[q + 1] = below[q] + max(-v, 0)
                     }
                     for (i, l) in lengths.enumerated() {
                         var start = 0
                         while start < pairs {
-                            sums[i] = max(sums[i], prefix[min(start + l, pairs)] - prefix[start])
+                            let end = min(start + l, pairs)
+                            let up = above[end] - above[start], down = below[end] - below[start]
+                            sums[i] = max(sums[i], up + down)
+                            positive[i] = max(positive[i], up)
+                            negative[i] = max(negative[i], down)
                             start += l
                         }
                     }
@@ -62,6 +68,8 @@ public struct PackedWeights: Sendable {
         widestRowSum = widest
         chunkLengths = lengths
         laneSums = sums
+        lanePositive = positive
+        laneNegative = negative
         panels = pack ? PackedWeights.panels(ordered, rows: rows, depth: depth) : []
     }
 
@@ -70,6 +78,8 @@ public struct PackedWeights: Sendable {
         widestRowSum = other.widestRowSum
         chunkLengths = other.chunkLengths
         laneSums = other.laneSums
+        lanePositive = other.lanePositive
+        laneNegative = other.laneNegative
         self.panels = panels
     }
 
@@ -101,11 +111,34 @@ public struct PackedWeights: Sendable {
     public func int16Chunk(maxAbsInput: Int64) -> Int? {
         guard let bound = partialSumBound(maxAbsInput: maxAbsInput), bound <= Int64(Int32.max) else { return nil }
         var best: Int?
-        for (length, sum) in zip(chunkLengths, laneSums) {
-            let (lane, overflow) = sum.multipliedReportingOverflow(by: maxAbsInput)
-            if !overflow && lane <= Int64(Int16.max) { best = length }
+        for (length, sum) in zip(chunkLengths, laneSums) where fitsInt16(sum, maxAbsInput) { best = length }
+        return best
+    }
+
+    /// The longest chunk for inputs known to lie in lo…hi (within ±maxAbsInput, for which
+    /// `int16Chunk` must be non-nil): at least `int16Chunk(maxAbsInput:)`, and longer when the
+    /// inputs keep one sign. With a⁺ = max(hi, 0) and a⁻ = max(−lo, 0), a lane's sum lies
+    /// within −(a⁻·P + a⁺·N) … a⁺·P + a⁻·N for its chunk's positive weights P and negated
+    /// negative weights N (so unsigned inputs only meet one of the two).
+    func int16Chunk(lo: Int64, hi: Int64, maxAbsInput: Int64) -> Int? {
+        guard var best = int16Chunk(maxAbsInput: maxAbsInput) else { return nil }
+        let up = max(hi, 0), down = max(-lo, 0)
+        for (i, length) in chunkLengths.enumerated() where length > best {
+            let p = lanePositive[i], n = laneNegative[i]
+            if fitsInt16(p, up, n, down) && fitsInt16(p, down, n, up) { best = length }
         }
         return best
+    }
+
+    /// Whether Σ of sum·scale (pairs of them) stays within 2^15 − 1, without overflow.
+    private func fitsInt16(_ pairs: Int64...) -> Bool {
+        var total: Int64 = 0
+        for i in stride(from: 0, to: pairs.count, by: 2) {
+            let (product, overflow) = pairs[i].multipliedReportingOverflow(by: pairs[i + 1])
+            if overflow || product > Int64(Int16.max) { return false }
+            total += product
+        }
+        return total <= Int64(Int16.max)
     }
 
     /// The codes as [rows, depth] in the order the products read k: as stored for [M, K];

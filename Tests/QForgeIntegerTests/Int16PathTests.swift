@@ -1,4 +1,4 @@
-import QForgeInteger
+@testable import QForgeInteger
 import QForgeTensor
 import XCTest
 
@@ -68,6 +68,33 @@ final class Int16PathTests: XCTestCase {
         // The same choice from the tensor and from its packed form.
         for (w, bound) in [(wide, Int64(255)), (wider, 256), (long, 10), (hidden.weight, 15)] {
             XCTAssertEqual(IntegerOps.productPath(weight: w, maxAbsInput: bound), IntegerOps.productPath(weight: PackedWeights(w), maxAbsInput: bound))
+        }
+    }
+
+    func testUnsignedInputsLengthenChunksOverMixedSignWeights() {
+        // Lanes alternate +7, −7 along k-pairs. Any inputs within ±255: 255 · 7 · 16 fits a
+        // lane, 255 · 7 · 24 does not. Inputs in 0…255 meet at most the positive half of a
+        // chunk (or the negative half): 255 · 7 · 16 for 32 pairs.
+        let k = 128
+        let w = QTensor(shape: [3, k], values: (0..<(3 * k)).map { i in (i % k) / 2 % 2 == 0 ? 7 : -7 })
+        let packed = PackedWeights(w)
+        XCTAssertEqual(packed.int16Chunk(maxAbsInput: 255), 16)
+        let lengthened = packed.int16Chunk(lo: 0, hi: 255, maxAbsInput: 255)
+        XCTAssertEqual(lengthened, 32)
+        XCTAssertEqual(packed.int16Chunk(lo: -255, hi: 0, maxAbsInput: 255), 32)
+        XCTAssertEqual(packed.int16Chunk(lo: -32, hi: 255, maxAbsInput: 255), 32)  // 255 · 112 + 32 · 112 = 32144
+        XCTAssertEqual(packed.int16Chunk(lo: -40, hi: 255, maxAbsInput: 255), 24)  // 32 pairs: 255 · 112 + 40 · 112 = 33040
+        // Mostly negative lanes (−7, −7, −7, +7 along k-pairs): the negative part decides,
+        // 255 · 7 · 18 for 24 pairs.
+        let negative = QTensor(shape: [3, k], values: (0..<(3 * k)).map { i in (i % k) / 2 % 4 == 3 ? 7 : -7 })
+        XCTAssertEqual(PackedWeights(negative).int16Chunk(lo: 0, hi: 255, maxAbsInput: 255), 24)
+        // Inputs at 255 where the weight is positive and 0 where it is negative (and the
+        // reverse) fill the lanes to their bounds.
+        for weights in [w, negative] {
+            let filling = QTensor(shape: [2, k], values: (0..<(2 * k)).map { i in (weights.values[i % k] > 0) == (i < k) ? 255 : 0 })
+            forEachKernel { kernel in
+                XCTAssertEqual(IntegerOps.matmul(filling, weight: PackedWeights(weights), maxAbsInput: 255), referenceMatmul(filling, weights), "\(kernel)")
+            }
         }
     }
 

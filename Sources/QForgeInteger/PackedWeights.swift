@@ -120,7 +120,7 @@ public struct PackedWeights: Sendable {
     /// inputs keep one sign. With a⁺ = max(hi, 0) and a⁻ = max(−lo, 0), a lane's sum lies
     /// within −(a⁻·P + a⁺·N) … a⁺·P + a⁻·N for its chunk's positive weights P and negated
     /// negative weights N (so unsigned inputs only meet one of the two).
-    func int16Chunk(lo: Int64, hi: Int64, maxAbsInput: Int64) -> Int? {
+    public func int16Chunk(lo: Int64, hi: Int64, maxAbsInput: Int64) -> Int? {
         guard var best = int16Chunk(maxAbsInput: maxAbsInput) else { return nil }
         let up = max(hi, 0), down = max(-lo, 0)
         for (i, length) in chunkLengths.enumerated() where length > best {

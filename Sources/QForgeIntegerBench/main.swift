@@ -95,6 +95,15 @@ func floatRows(_ t: Tensor, _ n: Int) -> Tensor {
 print("QForgeIntegerBench: \(samples) samples, batches mlp \(mlpBatch) / cnn \(cnnBatch), median of \(runs) runs; \(Parallel.coreCount) cores; "
       + "GEMM \(GEMM.backend.rawValue) (\(GEMM.openBLASCoreType ?? "default")); Int16 kernels \(IntegerOps.availableInt16Kernels.map(\.rawValue))")
 
+/// A layer's path for inputs 0…bound, with its Int16 chunk (k-pairs per 16-bit sum) for any
+/// inputs within ±bound and for unsigned ones.
+func describe(_ name: String, _ weights: PackedWeights, _ bound: Int64) -> String {
+    let symmetric = weights.int16Chunk(maxAbsInput: bound), unsigned = weights.int16Chunk(lo: 0, hi: bound, maxAbsInput: bound)
+    let pairs = (weights.weight.count / max(weights.weight.shape[0], 1) + 1) / 2
+    return "\(name) \(IntegerOps.productPath(weight: weights, maxAbsInput: bound))"
+        + (symmetric.map { " (chunk \($0)/\(unsigned ?? $0) of \(pairs) pairs)" } ?? "")
+}
+
 /// Each timing once per available Int16 kernel (widest first).
 let kernels = IntegerOps.availableInt16Kernels.reversed()
 
@@ -106,8 +115,7 @@ do {
     let p1 = PackedWeights(w1), p2 = PackedWeights(w2), p3 = PackedWeights(w3)
     let a1 = activation(channels: 256, spread: 20_000), a2 = activation(channels: 256, spread: 1_000)
     let x = codes([samples, 784], 0...255)
-    print("mlp paths: fc1 \(IntegerOps.productPath(weight: p1, maxAbsInput: 255)) (chunk \(p1.int16Chunk(maxAbsInput: 255).map(String.init) ?? "-") pairs), "
-          + "fc2 \(IntegerOps.productPath(weight: p2, maxAbsInput: 15)), fc3 \(IntegerOps.productPath(weight: p3, maxAbsInput: 15))")
+    print("mlp paths: " + zip(["fc1", "fc2", "fc3"], [(p1, Int64(255)), (p2, 15), (p3, 15)]).map { describe($0, $1.0, $1.1) }.joined(separator: ", "))
     let h = codes([batch, 256], 0...15)
     for kernel in kernels {
         IntegerOps.int16Kernel = kernel
@@ -159,10 +167,8 @@ do {
     let a3 = activation(channels: 64, spread: 1_000), a4 = activation(channels: 128, spread: 5_000)
     let x = codes([samples, 1, 28, 28], 0...255)
     let inputBounds: [Int64] = [255, 15, 15, 15, 15]
-    let paths = zip(["conv1", "conv2", "conv3", "fc1", "fc2"], zip([p1, p2, p3, p4, p5], inputBounds)).map { name, layer in
-        "\(name) \(IntegerOps.productPath(weight: layer.0, maxAbsInput: layer.1)) (chunk \(layer.0.int16Chunk(maxAbsInput: layer.1).map(String.init) ?? "-"))"
-    }
-    print("cnn paths: " + paths.joined(separator: ", "))
+    print("cnn paths: " + zip(["conv1", "conv2", "conv3", "fc1", "fc2"], zip([p1, p2, p3, p4, p5], inputBounds)).map { describe($0, $1.0, $1.1) }
+        .joined(separator: ", "))
     func forward(_ xb: QTensor, _ path: IntegerOps.ProductPath?) -> Int64 {
         var h = a1.apply(IntegerOps.conv2d(xb, weight: p1, bias: b1, padding: (1, 1), maxAbsInput: 255, path: path))
         h = IntegerOps.maxPool2d(h, kernel: (2, 2))

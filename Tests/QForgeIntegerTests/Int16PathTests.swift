@@ -1,4 +1,4 @@
-@testable import QForgeInteger
+import QForgeInteger
 import QForgeTensor
 import XCTest
 

@@ -115,7 +115,7 @@ do {
     let p1 = PackedWeights(w1), p2 = PackedWeights(w2), p3 = PackedWeights(w3)
     let a1 = activation(channels: 256, spread: 20_000), a2 = activation(channels: 256, spread: 1_000)
     let x = codes([samples, 784], 0...255)
-    print("mlp paths: " + zip(["fc1", "fc2", "fc3"], [(p1, Int64(255)), (p2, 15), (p3, 15)]).map { describe($0, $1.0, $1.1) }.joined(separator: ", "))
+    print("mlp paths: " + zip(["fc1", "fc2", "fc3"], [(p1, Int64(255)), (p2, Int64(15)), (p3, Int64(15))]).map { describe($0, $1.0, $1.1) }.joined(separator: ", "))
     let h = codes([batch, 256], 0...15)
     for kernel in kernels {
         IntegerOps.int16Kernel = kernel

@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "QForgeData", targets: ["QForgeData"]),
         .library(name: "QForgeNN", targets: ["QForgeNN"]),
         .library(name: "QForgeQuant", targets: ["QForgeQuant"]),
+        .library(name: "QForgeReport", targets: ["QForgeReport"]),
         .library(name: "QForgeInteger", targets: ["QForgeInteger"]),
         .executable(name: "qforge", targets: ["qforge"]),
     ],
@@ -37,8 +38,9 @@ let package = Package(
         .target(name: "QForgeQuant", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN"]),
         .target(name: "QForgeAVX512", dependencies: ["QForgeTensor"], swiftSettings: avx512Flags),
         .target(name: "QForgeInteger", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeAVX512"], swiftSettings: kernelFlags),
+        .target(name: "QForgeReport", dependencies: ["QForgeTensor", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger"]),
         .executableTarget(name: "qforge", dependencies: [
-            "QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger",
+            "QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger", "QForgeReport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Times the integer layer stacks: `swift run -c release QForgeIntegerBench`.
@@ -49,12 +51,13 @@ let package = Package(
         .testTarget(name: "QForgeDataTests", dependencies: ["QForgeData", "TestSupport"]),
         .testTarget(name: "QForgeNNTests", dependencies: ["QForgeNN", "TestSupport"]),
         .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "TestSupport"]),
+        .testTarget(name: "QForgeReportTests", dependencies: ["QForgeReport", "QForgeQuant", "QForgeInteger", "TestSupport"]),
         .testTarget(name: "QForgeIntegerTests", dependencies: ["QForgeInteger", "TestSupport"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.
         .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "TestSupport"]),
         // Trains real models; each test skips itself in debug builds. Run with
         // `swift test -c release -Xswiftc -enable-testing --filter QForgeReleaseTests`.
-        .testTarget(name: "QForgeReleaseTests", dependencies: ["QForgeNN", "QForgeQuant", "QForgeData", "TestSupport"]),
+        .testTarget(name: "QForgeReleaseTests", dependencies: ["QForgeNN", "QForgeQuant", "QForgeReport", "QForgeData", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

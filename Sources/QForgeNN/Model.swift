@@ -106,7 +106,12 @@ public struct Model {
     /// Loss, accuracy (classification) or R² per output (regression) on a data set.
     public func evaluate(_ data: Dataset, batchSize: Int = 1000) throws -> Evaluation {
         try checkCompatible(with: data)
-        let out = predict(data.inputs, batchSize: batchSize)
+        return Model.score(predict(data.inputs, batchSize: batchSize), against: data)
+    }
+
+    /// Loss and accuracy (classification) or R² per output (regression) of outputs `out`
+    /// (logits, or predictions in target units) for the samples of `data`.
+    public static func score(_ out: Tensor, against data: Dataset) -> Evaluation {
         switch data.targets {
         case .classes(let labels, _):
             let loss = withoutGradients { Tensor.softmaxCrossEntropy(logits: out, labels: labels).item }

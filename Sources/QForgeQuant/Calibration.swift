@@ -80,8 +80,8 @@ public func calibrate(_ model: inout Model, batches: [Tensor], options: Calibrat
     }
     for (k, (i, q)) in acts.enumerated() {
         q.observer = nil
-        let scale = stats[k].scale(q.settings)
-        try q.setLearnedScale(scale)
+        let (scale, zeroPoint) = stats[k].range(q.settings)
+        try q.setLearnedScale(scale, zeroPoint: zeroPoint)
         report.scales.append(("layers.\(i).act_quant", q.scaleValues(for: Tensor(zeros: [1]))))
     }
 
@@ -115,7 +115,8 @@ struct ActivationStatistics {
     let method: CalibrationMethod
     let percentile: Double
     var maxAbs: Float = 0
-    var percentileSum: Double = 0
+    var minValue: Float = 0, maxValue: Float = 0
+    var percentileSum: Double = 0, lowSum: Double = 0, highSum: Double = 0
     var batches = 0
     /// Evenly strided samples of the inputs (MSE search), at most 65,536 per batch.
     var samples: [Float] = []
@@ -125,15 +126,31 @@ struct ActivationStatistics {
     mutating func observe(_ x: Tensor) {
         batches += 1
         let p = x.storage.pointer
-        for i in 0..<x.count { maxAbs = Swift.max(maxAbs, abs(p[i])) }
+        for i in 0..<x.count { maxAbs = Swift.max(maxAbs, abs(p[i])); minValue = Swift.min(minValue, p[i]); maxValue = Swift.max(maxValue, p[i]) }
         switch method {
         case .max: break
-        case .percentile: percentileSum += Double(percentileAbs(x, percentile))
+        case .percentile:
+            percentileSum += Double(percentileAbs(x, percentile))
+            lowSum += Double(QForgeQuant.percentile(x, 1 - percentile))
+            highSum += Double(QForgeQuant.percentile(x, percentile))
         case .mse:
             let stride = Swift.max(1, x.count / 65_536)
             var i = 0
             while i < x.count { samples.append(p[i]); i += stride }
         }
+    }
+
+    /// Scale and zero point for the collected data. With a learned zero point the grid spans
+    /// min…max (max, mse) or the averaged low and high percentiles (percentile), always
+    /// including 0; otherwise the zero point is 0.
+    func range(_ settings: QuantizerSettings) -> (scale: Float, zeroPoint: Float) {
+        guard settings.zeroPoint == .learned else { return (scale(settings), 0) }
+        let n = Double(Swift.max(batches, 1))
+        let lo = Swift.min(method == .percentile ? Float(lowSum / n) : minValue, 0)
+        let hi = Swift.max(method == .percentile ? Float(highSum / n) : maxValue, 0)
+        let levels = Float(settings.grid.maxInt - settings.grid.minInt)
+        let s = hi > lo ? (hi - lo) / levels : 1e-8
+        return (s, (Float(settings.grid.minInt) - lo / s).rounded())
     }
 
     /// The scale for the collected data; a tiny positive scale when the data was all zero.

@@ -15,24 +15,44 @@ enum QuantGraph {
 
     /// Writes a Quant node with settings `s` applied to `input`, named `node`, and returns its
     /// output. Nested weights are stored at their outer width; the window is in the settings.
-    static func emit(_ s: QuantizerSettings, scale: [Float], scaleShape: [Int], input: String,
+    static func emit(_ s: QuantizerSettings, scale: [Float], scaleShape: [Int], zeroPoint: Float = 0, input: String,
                      prefix: String, node: String, into b: inout GraphBuilder) throws -> String {
         let out = node.replacingOccurrences(of: "/", with: ".") + ".q"
         // The file holds the scale itself; a power-of-two quantizer's trained log2 is not needed.
         b.tensors.removeValue(forKey: "\(prefix).log2_scale")
         b.tensors["\(prefix).scale"] = Tensor(shape: scaleShape, scalars: scale)
-        b.tensors["\(prefix).zeropt"] = Tensor(shape: [1], scalars: [0])
+        b.metadata[metaPrefix + node] = String(decoding: try JSONEncoder().encode(s), as: UTF8.self)
+        if s.bipolar {
+            b.nodes.append(Node(name: node, op: .bipolarQuant, inputs: [input, "\(prefix).scale"], outputs: [out]))
+            b.quantizers[out] = QuantizerSpec(bitWidth: 1, scale: scale, axis: scale.count > 1 ? 0 : nil, kind: .bipolar,
+                                              scaleIsPowerOfTwo: s.powerOfTwo)
+            return out
+        }
+        b.tensors.removeValue(forKey: "\(prefix).zero_point")  // the file holds the rounded zero point as zeropt
+        b.tensors["\(prefix).zeropt"] = Tensor(shape: [1], scalars: [zeroPoint])
         b.tensors["\(prefix).bitwidth"] = Tensor(shape: [1], scalars: [Float(s.bitWidth)])
         b.nodes.append(Node(name: node, op: .quant,
                             inputs: [input, "\(prefix).scale", "\(prefix).zeropt", "\(prefix).bitwidth"], outputs: [out],
                             attributes: ["signed": .int(s.signed ? 1 : 0), "narrow": .int(s.narrow ? 1 : 0),
                                          "rounding_mode": .string(s.rounding.rawValue)]))
         b.quantizers[out] = QuantizerSpec(bitWidth: s.bitWidth, signed: s.signed, narrow: s.narrow, roundingMode: s.rounding,
-                                          scale: scale, zeroPoint: [0], axis: scale.count > 1 ? 0 : nil,
+                                          scale: scale, zeroPoint: [zeroPoint], axis: scale.count > 1 ? 0 : nil,
                                           scaleIsPowerOfTwo: s.powerOfTwo)
-        let json = try JSONEncoder().encode(s)
-        b.metadata[metaPrefix + node] = String(decoding: json, as: UTF8.self)
         return out
+    }
+
+    /// A quantized bias as a Quant node (`<layer>/bias_quant`: scale = input scale × weight
+    /// scale per channel, zero point 0, signed, `bits` wide, as Brevitas exports `Int32Bias`);
+    /// returns the value the layer reads as its bias.
+    static func emitBias(_ q: BiasQuantizer?, weightScale: [Float], channels: Int, name: String, into b: inout GraphBuilder) -> String {
+        guard let q else { return "\(name).bias" }
+        let prefix = "\(name).bias_quant", node = "\(name)/bias_quant"
+        b.tensors["\(prefix).scale"] = Tensor(shape: [channels], scalars: q.scale(weightScale: weightScale, channels: channels))
+        b.tensors["\(prefix).zeropt"] = Tensor(shape: [1], scalars: [0])
+        b.tensors["\(prefix).bitwidth"] = Tensor(shape: [1], scalars: [Float(q.bits)])
+        b.nodes.append(Node(name: node, op: .quant, inputs: ["\(name).bias", "\(prefix).scale", "\(prefix).zeropt", "\(prefix).bitwidth"],
+                            outputs: ["\(prefix).q"], attributes: ["signed": .int(1), "narrow": .int(0), "rounding_mode": .string("ROUND")]))
+        return "\(prefix).q"
     }
 
     /// The settings a Quant node was written with (QForge's metadata, else its attributes with a
@@ -55,6 +75,13 @@ enum QuantGraph {
 
     /// A quantizer rebuilt from its Quant node: settings, bit width, and the learned scale.
     static func quantizer(from node: Node, graph: Graph, tensors: [String: Tensor], weight: Bool) throws -> Quantizer {
+        if node.op == .bipolarQuant {
+            guard weight else { throw ModelError.notAChain(reason: "node \(node.name): bipolar activations are not supported (bipolar weights are)") }
+            var s = QuantizerSettings.bipolarWeights()
+            if graph.metadata[metaPrefix + node.name] != nil { s = try settings(of: node, graph: graph, weight: true) }
+            try s.validate(node.name)
+            return Quantizer(s)
+        }
         var s = try settings(of: node, graph: graph, weight: weight)
         let bits = try tensor(node.inputs[3], tensors, node)
         guard bits.count == 1, let b = Int(exactly: bits.item), (1...16).contains(b) else {
@@ -67,7 +94,12 @@ enum QuantGraph {
             guard scale.count == 1, scale.item > 0, scale.item.isFinite else {
                 throw ModelError.notAChain(reason: "node \(node.name): a learned scale must be one positive number, found \(scale.scalars)")
             }
-            return Quantizer(s, scale: scale.item)
+            let zero = try tensor(node.inputs[2], tensors, node)
+            guard zero.count == 1, zero.item.isFinite, zero.item == zero.item.rounded() else {
+                throw ModelError.notAChain(reason: "node \(node.name): the zero point must be one integer, found \(zero.scalars.prefix(4))")
+            }
+            if s.zeroPoint == .zero && zero.item != 0 { s.zeroPoint = .learned }
+            return Quantizer(s, scale: scale.item, zeroPoint: zero.item)
         }
         if s.source == .fixed {
             let scale = try tensor(node.inputs[1], tensors, node)
@@ -83,7 +115,8 @@ enum QuantGraph {
 extension QuantIdentity: GraphLowerable {
     public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
         let scale = quantizer.scaleValues(for: Tensor(zeros: [1]))
-        return try QuantGraph.emit(quantizer.settings, scale: scale, scaleShape: [1], input: input, prefix: "\(name).act_quant", node: name, into: &b)
+        return try QuantGraph.emit(quantizer.settings, scale: scale, scaleShape: [1], zeroPoint: quantizer.zeroPoint.item,
+                                   input: input, prefix: "\(name).act_quant", node: name, into: &b)
     }
 }
 
@@ -91,7 +124,8 @@ extension QuantReLU: GraphLowerable {
     public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
         b.nodes.append(Node(name: name, op: .relu, inputs: [input], outputs: ["\(name).out"], attributes: [:]))
         let scale = quantizer.scaleValues(for: Tensor(zeros: [1]))
-        return try QuantGraph.emit(quantizer.settings, scale: scale, scaleShape: [1], input: "\(name).out", prefix: "\(name).act_quant",
+        return try QuantGraph.emit(quantizer.settings, scale: scale, scaleShape: [1], zeroPoint: quantizer.zeroPoint.item,
+                                   input: "\(name).out", prefix: "\(name).act_quant",
                                    node: "\(name)/act_quant", into: &b)
     }
 }
@@ -107,7 +141,8 @@ extension QuantDense: GraphLowerable {
             b.nodes.append(Node(name: "\(name)/flatten", op: .flatten, inputs: [input], outputs: ["\(name).flat"], attributes: ["axis": .int(1)]))
             x = "\(name).flat"
         }
-        b.nodes.append(Node(name: name, op: .gemm, inputs: [x, wq] + (dense.bias != nil ? ["\(name).bias"] : []),
+        let bias = QuantGraph.emitBias(biasQuantizer, weightScale: scale, channels: dense.weight.value.shape[0], name: name, into: &b)
+        b.nodes.append(Node(name: name, op: .gemm, inputs: [x, wq] + (dense.bias != nil ? [bias] : []),
                             outputs: ["\(name).out"], attributes: ["transB": .int(1)]))
         return "\(name).out"
     }
@@ -120,7 +155,8 @@ extension QuantConv2d: GraphLowerable {
         let wq = try QuantGraph.emit(weightQuantizer.resolvedSettings(for: w), scale: scale, scaleShape: scale.count > 1 ? [scale.count, 1, 1, 1] : [1],
                                      input: "\(name).weight", prefix: "\(name).weight_quant", node: "\(name)/weight_quant", into: &b)
         let (k, s, p) = (conv.kernel, conv.stride, conv.padding)
-        b.nodes.append(Node(name: name, op: .conv, inputs: [input, wq] + (conv.bias != nil ? ["\(name).bias"] : []),
+        let bias = QuantGraph.emitBias(biasQuantizer, weightScale: scale, channels: conv.weight.value.shape[0], name: name, into: &b)
+        b.nodes.append(Node(name: name, op: .conv, inputs: [input, wq] + (conv.bias != nil ? [bias] : []),
                             outputs: ["\(name).out"],
                             attributes: ["kernel_shape": .ints([k, k]), "strides": .ints([s, s]), "pads": .ints([p, p, p, p]),
                                          "dilations": .ints([1, 1]), "group": .int(1)]))
@@ -133,8 +169,10 @@ public struct QuantLayerReader: GraphLayerReader {
     public init() {}
 
     public func read(_ group: [Node], graph: Graph, tensors: [String: Tensor]) throws -> (any Layer)? {
-        guard let quant = group.first(where: { $0.op == .quant }) else { return nil }
-        guard quant.inputs.count == 4 else { throw ModelError.notAChain(reason: "node \(quant.name): Quant needs 4 inputs") }
+        guard let quant = group.first(where: { $0.op == .quant || $0.op == .bipolarQuant }) else { return nil }
+        guard quant.inputs.count == (quant.op == .quant ? 4 : 2) else {
+            throw ModelError.notAChain(reason: "node \(quant.name): \(quant.op.rawValue) needs \(quant.op == .quant ? 4 : 2) inputs")
+        }
         let ops = group.map(\.op)
         if ops == [.quant] {
             return QuantIdentity(quantizer: try QuantGraph.quantizer(from: quant, graph: graph, tensors: tensors, weight: false))
@@ -147,9 +185,19 @@ public struct QuantLayerReader: GraphLayerReader {
         }
         let q = try QuantGraph.quantizer(from: quant, graph: graph, tensors: tensors, weight: true)
         let weight = try QuantGraph.tensor(quant.inputs[0], tensors, quant)
-        let float = try Model.floatLayer(from: main, tensors: tensors, weight: weight)
-        if let d = float as? Dense { return QuantDense(d, quantizer: q) }
-        if let c = float as? Conv2d { return QuantConv2d(c, quantizer: q) }
+        // A quantized bias: read the float bias under its Quant node, and its width.
+        var node = main, biasQuantizer: BiasQuantizer?
+        if main.inputs.count > 2, let bq = group.first(where: { $0.op == .quant && $0.outputs.first == main.inputs[2] }) {
+            let bits = try QuantGraph.tensor(bq.inputs[3], tensors, bq)
+            guard bits.count == 1, let b = Int(exactly: bits.item), (2...32).contains(b) else {
+                throw ModelError.notAChain(reason: "node \(bq.name): bias bit width \(bits.scalars.prefix(2)) is not an integer in 2...32")
+            }
+            node.inputs[2] = bq.inputs[0]
+            biasQuantizer = BiasQuantizer(bits: b)
+        }
+        let float = try Model.floatLayer(from: node, tensors: tensors, weight: weight)
+        if let d = float as? Dense { return QuantDense(d, quantizer: q, bias: biasQuantizer) }
+        if let c = float as? Conv2d { return QuantConv2d(c, quantizer: q, bias: biasQuantizer) }
         return nil
     }
 }
@@ -157,6 +205,8 @@ public struct QuantLayerReader: GraphLayerReader {
 extension Model {
     /// Loads a model file that may hold quantized layers.
     public static func loadAny(from path: String) throws -> Model {
-        try Model.load(from: path, readers: [QuantLayerReader()])
+        let m = try Model.load(from: path, readers: [QuantLayerReader()])
+        try linkBiasQuantizers(m.network.layers)
+        return m
     }
 }

@@ -12,28 +12,62 @@ extension QuantizedLayer {
     public var spec: LayerSpec? { nil }
 
     /// Learned scales are parameters too, under `<quantizer>.scale` (`<quantizer>.log2_scale`
-    /// for power-of-two scales, which train log2).
+    /// for power-of-two scales, which train log2), and learned zero points under
+    /// `<quantizer>.zero_point`.
     func quantizerParameters() -> [(String, Parameter)] {
-        quantizers.compactMap { name, q in q.parameter.map { ("\(name).\(q.settings.powerOfTwo ? "log2_scale" : "scale")", $0) } }
+        quantizers.flatMap { name, q -> [(String, Parameter)] in
+            (q.parameter.map { [("\(name).\(q.settings.powerOfTwo ? "log2_scale" : "scale")", $0)] } ?? [])
+                + (q.zeroPointParameter.map { [("\(name).zero_point", $0)] } ?? [])
+        }
     }
 }
 
-/// Dense with fake-quantized weights; the bias stays float (Brevitas's default).
+/// A bias quantized to `bits`-bit signed integers at the accumulator's scale: input scale ×
+/// weight scale (per output channel), as Brevitas's `Int32Bias`. The integer model adds such a
+/// bias to the accumulator exactly.
+public final class BiasQuantizer {
+    public let bits: Int
+    /// The quantizer of the layer's input (set when the model is quantized or loaded).
+    public var input: Quantizer?
+
+    public init(bits: Int, input: Quantizer? = nil) { self.bits = bits; self.input = input }
+
+    /// The bias scale per output channel: input scale × weight scale, in Float32.
+    public func scale(weightScale: [Float], channels: Int) -> [Float] {
+        let s: Float = input.map { q in q.scaleValues(for: Tensor(zeros: [1]))[0] } ?? 1
+        return (0..<channels).map { s * weightScale[weightScale.count == 1 ? 0 : $0] }
+    }
+
+    /// The fake-quantized bias (straight-through gradient inside the range).
+    func callAsFunction(_ bias: Tensor, weightScale: [Float]) -> Tensor {
+        let s = scale(weightScale: weightScale, channels: bias.count)
+        return bias.fakeQuantized(scale: Tensor(shape: [bias.count], scalars: s), zeroPoint: Tensor(shape: [1], scalars: [0]),
+                                  grid: IntQuantGrid(bitWidth: bits, signed: true))
+    }
+}
+
+/// Dense with fake-quantized weights; the bias stays float (Brevitas's default) or is quantized
+/// at the accumulator's scale (`biasQuantizer`).
 public struct QuantDense: QuantizedLayer {
     public let dense: Dense
     public let weightQuantizer: Quantizer
+    public let biasQuantizer: BiasQuantizer?
 
     public init(_ dense: Dense, weights: QuantizerSettings) {
         self.init(dense, quantizer: Quantizer(weights))
     }
 
-    public init(_ dense: Dense, quantizer: Quantizer) {
+    public init(_ dense: Dense, quantizer: Quantizer, bias: BiasQuantizer? = nil) {
         self.dense = dense
         weightQuantizer = quantizer
+        biasQuantizer = bias
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        Tensor.linear(x.rank == 2 ? x : x.flattened(), weight: weightQuantizer(dense.weight.value), bias: dense.bias?.value)
+        let w = dense.weight.value
+        var b = dense.bias?.value
+        if let bq = biasQuantizer, let bias = b { b = bq(bias, weightScale: weightQuantizer.scaleValues(for: w)) }
+        return Tensor.linear(x.rank == 2 ? x : x.flattened(), weight: weightQuantizer(w), bias: b)
     }
 
     public var quantizers: [(String, Quantizer)] { [("weight_quant", weightQuantizer)] }
@@ -41,23 +75,29 @@ public struct QuantDense: QuantizedLayer {
     public func outputShape(for input: [Int]) throws -> [Int] { try dense.outputShape(for: input) }
 }
 
-/// Conv2d with fake-quantized weights (per tensor or per output channel).
+/// Conv2d with fake-quantized weights (per tensor or per output channel) and a float or
+/// quantized bias.
 public struct QuantConv2d: QuantizedLayer {
     public let conv: Conv2d
     public let weightQuantizer: Quantizer
+    public let biasQuantizer: BiasQuantizer?
 
     public init(_ conv: Conv2d, weights: QuantizerSettings) {
         self.init(conv, quantizer: Quantizer(weights))
     }
 
-    public init(_ conv: Conv2d, quantizer: Quantizer) {
+    public init(_ conv: Conv2d, quantizer: Quantizer, bias: BiasQuantizer? = nil) {
         self.conv = conv
         weightQuantizer = quantizer
+        biasQuantizer = bias
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        Tensor.conv2d(x, weight: weightQuantizer(conv.weight.value), bias: conv.bias?.value,
-                      stride: (conv.stride, conv.stride), padding: (conv.padding, conv.padding))
+        let w = conv.weight.value
+        var b = conv.bias?.value
+        if let bq = biasQuantizer, let bias = b { b = bq(bias, weightScale: weightQuantizer.scaleValues(for: w)) }
+        return Tensor.conv2d(x, weight: weightQuantizer(w), bias: b,
+                             stride: (conv.stride, conv.stride), padding: (conv.padding, conv.padding))
     }
 
     public var quantizers: [(String, Quantizer)] { [("weight_quant", weightQuantizer)] }

@@ -19,20 +19,28 @@ public struct QuantPolicy: Sendable {
     /// `weights.source` is `.maxAbs`: at 2 bits a max|w| scale rounds most weights to zero
     /// (Brevitas's CNN collapsed so). 0 turns the rule off.
     public var meanScaleUpTo: Int
+    /// Quantize biases to this many bits (2…32, typically 32) at input scale × weight scale;
+    /// nil keeps them float.
+    public var biasBits: Int?
 
     public init(weights: QuantizerSettings, activations: QuantizerSettings,
                 input: QuantizerSettings? = QuantizerSettings.activations(bits: 8),
                 weightBits: [String: Int] = [:], activationBits: [String: Int] = [:], meanScaleUpTo: Int = 2) {
         self.weights = weights; self.activations = activations; self.input = input
         self.weightBits = weightBits; self.activationBits = activationBits; self.meanScaleUpTo = meanScaleUpTo
+        biasBits = nil
     }
 
     /// The anchors' recipe: `wbits`-bit signed narrow per-tensor weights from max|w| (mean|w|
     /// at 2 bits and below), `abits`-bit unsigned learned activations, 8-bit unsigned input.
-    public static func uniform(weightBits: Int, activationBits: Int, perChannel: Bool = false, powerOfTwo: Bool = false) -> QuantPolicy {
-        QuantPolicy(weights: .weights(bits: weightBits, perChannel: perChannel, powerOfTwo: powerOfTwo),
-                    activations: .activations(bits: activationBits, powerOfTwo: powerOfTwo),
-                    input: .activations(bits: 8, powerOfTwo: powerOfTwo))
+    public static func uniform(weightBits: Int, activationBits: Int, perChannel: Bool = false, powerOfTwo: Bool = false,
+                               zeroPoint: QuantizerSettings.ZeroPointMode = .zero) -> QuantPolicy {
+        var activations = QuantizerSettings.activations(bits: activationBits, powerOfTwo: powerOfTwo)
+        var input = QuantizerSettings.activations(bits: 8, powerOfTwo: powerOfTwo)
+        activations.zeroPoint = zeroPoint
+        input.zeroPoint = zeroPoint
+        return QuantPolicy(weights: .weights(bits: weightBits, perChannel: perChannel, powerOfTwo: powerOfTwo),
+                           activations: activations, input: input)
     }
 }
 
@@ -45,8 +53,9 @@ public func quantize(_ model: Model, policy: QuantPolicy) throws -> Model {
     }
     var layers: [any Layer] = []
     if var input = policy.input {
-        // Standardised inputs (regression models) are signed: an unsigned grid would clip half.
-        if model.inputScaler != nil { input.signed = true }
+        // Standardised inputs (regression models) are signed: an unsigned grid without a zero
+        // point would clip half of them.
+        if model.inputScaler != nil && input.zeroPoint == .zero { input.signed = true }
         try input.validate("input quantizer")
         layers.append(QuantIdentity(input))
     }
@@ -55,14 +64,23 @@ public func quantize(_ model: Model, policy: QuantPolicy) throws -> Model {
         var w = policy.weights, a = policy.activations
         if let b = policy.weightBits[path] { w.bitWidth = b }
         if w.source == .maxAbs && w.bitWidth <= policy.meanScaleUpTo { w.source = .meanAbs }
+        // One signed bit has no positive level: 1-bit weights are bipolar (±mean|w|).
+        if w.bitWidth == 1 && w.signed && !w.bipolar && w.nested == nil {
+            w = .bipolarWeights(perChannel: w.perChannel, powerOfTwo: w.powerOfTwo)
+        }
         if let b = policy.activationBits[path] { a.bitWidth = b }
+        func bias(_ has: Bool) throws -> BiasQuantizer? {
+            guard let bits = policy.biasBits, has else { return nil }
+            guard (2...32).contains(bits) else { throw QuantError.badBitWidth(bits, context: "\(path) bias") }
+            return BiasQuantizer(bits: bits)
+        }
         switch layer {
         case let d as Dense:
             try w.validate("\(path) weights")
-            layers.append(QuantDense(d, weights: w))
+            layers.append(QuantDense(d, quantizer: Quantizer(w), bias: try bias(d.bias != nil)))
         case let c as Conv2d:
             try w.validate("\(path) weights")
-            layers.append(QuantConv2d(c, weights: w))
+            layers.append(QuantConv2d(c, quantizer: Quantizer(w), bias: try bias(c.bias != nil)))
         case is ReLU:
             try a.validate("\(path) activations")
             layers.append(QuantReLU(a))
@@ -72,7 +90,35 @@ public func quantize(_ model: Model, policy: QuantPolicy) throws -> Model {
             layers.append(layer)
         }
     }
+    try linkBiasQuantizers(layers)
     var q = model
     q.network = Sequential(layers)
     return q
+}
+
+/// Points every bias quantizer at the quantizer of its layer's input: the last activation
+/// quantizer before it, through max-pool, flatten and dropout (which keep the scale).
+func linkBiasQuantizers(_ layers: [any Layer]) throws {
+    var current: Quantizer?
+    for (i, layer) in layers.enumerated() {
+        switch layer {
+        case let q as QuantIdentity: current = q.quantizer
+        case let q as QuantReLU: current = q.quantizer
+        case is MaxPool2d, is Flatten, is Dropout: break
+        case let d as QuantDense:
+            try link(d.biasQuantizer, current, i)
+            current = nil
+        case let c as QuantConv2d:
+            try link(c.biasQuantizer, current, i)
+            current = nil
+        default: current = nil
+        }
+    }
+    func link(_ b: BiasQuantizer?, _ input: Quantizer?, _ i: Int) throws {
+        guard let b else { return }
+        guard let input else {
+            throw QuantError.unsupported("layers.\(i): a quantized bias needs a quantized input (an activation quantizer right before the layer)")
+        }
+        b.input = input
+    }
 }

@@ -54,19 +54,52 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
     /// Nested weights: this (sign-magnitude, `bitWidth`-bit) code also holds an `innerBits`-bit
     /// weight in a window of its magnitude bits (`NestedWindow`); nil for plain quantizers.
     public var nested: Nested?
+    /// Bipolar (QONNX BipolarQuant): codes −1 and +1, y = ±scale; 1 bit, signed, weights only.
+    public var bipolar: Bool
+    /// Zero point: fixed at 0 (symmetric), or learned (asymmetric; activations with a learned
+    /// scale): calibrated from the 0.001st and 99.999th percentiles of the first batches, then
+    /// trained with a straight-through rounding so it stays an integer.
+    public var zeroPoint: ZeroPointMode
+
+    public enum ZeroPointMode: String, Codable, Sendable { case zero, learned }
 
     /// The inner width of nested weights and the window's lowest magnitude bit (nil: chosen per
     /// layer as the window with the least squared error to the weights, during training).
     public struct Nested: Codable, Equatable, Sendable {
         public var innerBits: Int
         public var shift: Int?
-        public init(innerBits: Int, shift: Int? = nil) { self.innerBits = innerBits; self.shift = shift }
+        /// Round at the window's lowest bit (true) or truncate to the selected bits (nil, false).
+        public var rounds: Bool?
+        public init(innerBits: Int, shift: Int? = nil, rounds: Bool = false) {
+            self.innerBits = innerBits; self.shift = shift; self.rounds = rounds
+        }
     }
 
     public init(bitWidth: Int, signed: Bool, narrow: Bool = false, rounding: RoundingMode = .round,
-                perChannel: Bool = false, powerOfTwo: Bool = false, source: ScaleSource, nested: Nested? = nil) {
+                perChannel: Bool = false, powerOfTwo: Bool = false, source: ScaleSource, nested: Nested? = nil, bipolar: Bool = false,
+                zeroPoint: ZeroPointMode = .zero) {
         self.bitWidth = bitWidth; self.signed = signed; self.narrow = narrow; self.rounding = rounding
         self.perChannel = perChannel; self.powerOfTwo = powerOfTwo; self.source = source; self.nested = nested
+        self.bipolar = bipolar; self.zeroPoint = zeroPoint
+    }
+
+    /// Bipolar weights with one scale (mean|w|, as XNOR-Net) per tensor or per output channel.
+    public static func bipolarWeights(perChannel: Bool = false, powerOfTwo: Bool = false) -> QuantizerSettings {
+        QuantizerSettings(bitWidth: 1, signed: true, perChannel: perChannel, powerOfTwo: powerOfTwo, source: .meanAbs, bipolar: true)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case bitWidth, signed, narrow, rounding, perChannel, powerOfTwo, source, nested, bipolar, zeroPoint
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(bitWidth: try c.decode(Int.self, forKey: .bitWidth), signed: try c.decode(Bool.self, forKey: .signed),
+                  narrow: try c.decode(Bool.self, forKey: .narrow), rounding: try c.decode(RoundingMode.self, forKey: .rounding),
+                  perChannel: try c.decode(Bool.self, forKey: .perChannel), powerOfTwo: try c.decode(Bool.self, forKey: .powerOfTwo),
+                  source: try c.decode(ScaleSource.self, forKey: .source), nested: try c.decodeIfPresent(Nested.self, forKey: .nested),
+                  bipolar: try c.decodeIfPresent(Bool.self, forKey: .bipolar) ?? false,
+                  zeroPoint: try c.decodeIfPresent(ZeroPointMode.self, forKey: .zeroPoint) ?? .zero)
     }
 
     /// Signed, narrow range, scale from max|w|: Brevitas's `Int8WeightPerTensorFloat` at any width.
@@ -84,6 +117,15 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
     /// Checks the settings; `context` names the quantizer in the error.
     public func validate(_ context: String) throws {
         guard (1...16).contains(bitWidth) else { throw QuantError.badBitWidth(bitWidth, context: context) }
+        if zeroPoint == .learned && (source != .learned || perChannel) {
+            throw QuantError.unsupported("\(context): a learned zero point needs a learned per-tensor scale (activation quantizers)")
+        }
+        if bipolar {
+            guard bitWidth == 1, signed, source != .learned, nested == nil else {
+                throw QuantError.unsupported("\(context): bipolar quantizers are 1-bit signed weight quantizers with a max|w| or mean|w| scale")
+            }
+            return
+        }
         let g = IntQuantGrid(bitWidth: bitWidth, signed: signed, narrow: narrow)
         guard g.maxInt > 0 else {
             throw QuantError.unsupported("\(context): a \(bitWidth)-bit \(signed ? "signed" : "unsigned")\(narrow ? " narrow" : "") grid has no positive level; use 2 bits or more")
@@ -112,6 +154,8 @@ public final class Quantizer {
     public let settings: QuantizerSettings
     /// The learned scale (linear, or log2 when `powerOfTwo`); nil for statistics-based scales.
     public let parameter: Parameter?
+    /// The learned zero point (a float, rounded with a straight-through estimator); nil when 0.
+    public let zeroPointParameter: Parameter?
     public let calibrationBatches: Int
     public private(set) var batchesSeen = 0
     /// The scale of a `.fixed` quantizer, shaped to broadcast against its input ([1] or [C, 1, …]).
@@ -127,13 +171,15 @@ public final class Quantizer {
         self.calibrationBatches = calibrationBatches
         nestedShift = settings.nested?.shift
         parameter = settings.source == .learned ? Parameter(Tensor(shape: [1], scalars: [settings.powerOfTwo ? 0 : 1])) : nil
+        zeroPointParameter = settings.zeroPoint == .learned ? Parameter(Tensor(shape: [1], scalars: [0])) : nil
     }
 
     /// A learned quantizer with a known scale (loading a saved model).
-    public init(_ settings: QuantizerSettings, scale: Float) {
+    public init(_ settings: QuantizerSettings, scale: Float, zeroPoint: Float = 0) {
         self.settings = settings
         calibrationBatches = 0
         parameter = Parameter(Tensor(shape: [1], scalars: [settings.powerOfTwo ? log2f(scale) : scale]))
+        zeroPointParameter = settings.zeroPoint == .learned ? Parameter(Tensor(shape: [1], scalars: [zeroPoint])) : nil
         batchesSeen = Int.max / 2
     }
 
@@ -142,18 +188,27 @@ public final class Quantizer {
         self.settings = settings
         calibrationBatches = 0
         parameter = nil
+        zeroPointParameter = nil
         self.fixedScale = fixedScale
     }
 
-    /// Sets a learned scale (calibration); it is then trained, never recalibrated.
-    public func setLearnedScale(_ scale: Float) throws {
+    /// Sets a learned scale (and zero point) from calibration; they are then trained, never
+    /// recalibrated.
+    public func setLearnedScale(_ scale: Float, zeroPoint: Float = 0) throws {
         guard let parameter else { throw QuantError.unsupported("setLearnedScale: the quantizer's scale is not learned") }
         guard scale > 0, scale.isFinite else { throw QuantError.badScale(scale, context: "calibrated scale") }
         parameter.assign(Tensor(shape: [1], scalars: [settings.powerOfTwo ? log2f(scale) : scale]))
+        zeroPointParameter?.assign(Tensor(shape: [1], scalars: [zeroPoint]))
         batchesSeen = Int.max / 2
     }
 
-    var maxInt: Float { Float(settings.grid.maxInt) }
+    /// The zero point in use: 0, or the learned one rounded to an integer (straight through).
+    public var zeroPoint: Tensor {
+        zeroPointParameter.map { $0.value.roundedSTE() } ?? Tensor(shape: [1], scalars: [0])
+    }
+
+    /// The largest code (1 for bipolar quantizers).
+    var maxInt: Float { settings.bipolar ? 1 : Float(settings.grid.maxInt) }
 
     /// The scale for `x` as a tensor broadcastable to it (shape [C, 1, …] per channel).
     public func scale(for x: Tensor) -> Tensor {
@@ -187,20 +242,22 @@ public final class Quantizer {
             nestedShift = shift
             return x.nestedFakeQuantized(scale: s, window: window(shift), rounding: settings.rounding)
         }
+        if settings.bipolar { return x.bipolarQuantized(scale: withoutGradients { scale(for: x) }) }
         if settings.source == .learned, LayerContext.phase == .training, batchesSeen < calibrationBatches {
             calibrate(x)
         }
-        return x.fakeQuantized(scale: scale(for: x), zeroPoint: Tensor(shape: [1], scalars: [0]), grid: settings.grid)
+        return x.fakeQuantized(scale: scale(for: x), zeroPoint: zeroPoint, grid: settings.grid)
     }
 
     func window(_ shift: Int) -> NestedWindow {
-        NestedWindow(outerBits: settings.bitWidth, innerBits: settings.nested!.innerBits, shift: shift)
+        NestedWindow(outerBits: settings.bitWidth, innerBits: settings.nested!.innerBits, shift: shift, rounds: settings.nested!.rounds ?? false)
     }
 
     /// The window with the least squared error between inner weights and `x`.
     func bestNestedShift(_ x: Tensor, scale: Tensor) -> Int {
         let errors = NestedWindow.squaredErrors(x.detached, scale: scale, outerBits: settings.bitWidth,
-                                                innerBits: settings.nested!.innerBits, rounding: settings.rounding)
+                                                innerBits: settings.nested!.innerBits, rounding: settings.rounding,
+                                                rounds: settings.nested!.rounds ?? false)
         return errors.indices.min { errors[$0] < errors[$1] }!
     }
 
@@ -217,12 +274,24 @@ public final class Quantizer {
     /// Moves the learned scale towards the 99.999th percentile of |x| / maxInt (running mean
     /// over the calibration batches).
     func calibrate(_ x: Tensor) {
-        let p = percentileAbs(x, 0.99999) / maxInt
-        guard p > 0, p.isFinite else { return }
+        let range: (scale: Float, zeroPoint: Float)
+        if settings.zeroPoint == .learned {
+            // Asymmetric: the grid spans the 0.001st…99.999th percentiles of x (and 0).
+            let lo = Swift.min(percentile(x, 0.00001), 0), hi = Swift.max(percentile(x, 0.99999), 0)
+            let s = (hi - lo) / Float(settings.grid.maxInt - settings.grid.minInt)
+            range = (s, Float(settings.grid.minInt) - lo / s)
+        } else {
+            range = (percentileAbs(x, 0.99999) / maxInt, 0)
+        }
+        guard range.scale > 0, range.scale.isFinite, range.zeroPoint.isFinite else { return }
         batchesSeen += 1
         let current = settings.powerOfTwo ? exp2f(parameter!.value.item) : parameter!.value.item
-        let next = batchesSeen == 1 ? p : current + (p - current) / Float(batchesSeen)
+        let next = batchesSeen == 1 ? range.scale : current + (range.scale - current) / Float(batchesSeen)
         parameter!.assign(Tensor(shape: [1], scalars: [settings.powerOfTwo ? log2f(next) : next]))
+        if let z = zeroPointParameter {
+            let zNext = batchesSeen == 1 ? range.zeroPoint : z.value.item + (range.zeroPoint - z.value.item) / Float(batchesSeen)
+            z.assign(Tensor(shape: [1], scalars: [zNext]))
+        }
     }
 
     func absMax(_ x: Tensor) -> [Float] {
@@ -252,14 +321,17 @@ public final class Quantizer {
 
 /// The q-quantile of |x| (0 ≤ q ≤ 1), from at most 65,536 evenly strided samples, found by
 /// selection (linear time; QAT calls this on every batch while scales calibrate).
-func percentileAbs(_ x: Tensor, _ q: Double) -> Float {
+func percentileAbs(_ x: Tensor, _ q: Double) -> Float { percentile(x, q, magnitude: true) }
+
+/// The q-quantile of x (or of |x|), from at most 65,536 evenly strided samples.
+func percentile(_ x: Tensor, _ q: Double, magnitude: Bool = false) -> Float {
     let n = x.count
     guard n > 0 else { return 0 }
     let stride = Swift.max(1, n / 65_536)
     var values = [Float]()
     values.reserveCapacity(n / stride + 1)
     var i = 0
-    while i < n { values.append(abs(x.storage.pointer[i])); i += stride }
+    while i < n { let v = x.storage.pointer[i]; values.append(magnitude ? abs(v) : v); i += stride }
     let k = Swift.min(values.count - 1, Int((q * Double(values.count - 1)).rounded()))
     return select(&values, k)
 }

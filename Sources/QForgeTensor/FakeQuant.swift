@@ -32,16 +32,17 @@ public enum RoundingMode: String, CaseIterable, Sendable {
         self.init(rawValue: upper)
     }
 
-    /// Rounds `x` to an integral value in this mode (NaN and ±∞ pass through).
-    @inline(__always)
-    public func apply(_ x: Float) -> Float {
+    /// Rounds `x` to an integral value in this mode (NaN and ±∞ pass through); Float for the
+    /// fake-quantized model, Double for the integer model's reference.
+    @inlinable @inline(__always)
+    public func apply<F: FloatingPoint>(_ x: F) -> F {
         switch self {
         case .round: return x.rounded(.toNearestOrEven)
         case .halfUp: return x.rounded(.toNearestOrAwayFromZero)
         case .halfDown:
             let truncated = x.rounded(.towardZero)
             // x − trunc(x) is exact, so the tie test is exact for every Float.
-            return abs(x - truncated) == 0.5 ? truncated : x.rounded(.toNearestOrEven)
+            return abs(x - truncated) == F(1) / F(2) ? truncated : x.rounded(.toNearestOrEven)
         case .floor: return x.rounded(.down)
         case .ceil: return x.rounded(.up)
         case .down: return x.rounded(.towardZero)
@@ -59,7 +60,8 @@ public struct IntQuantGrid: Equatable, Sendable {
     public let rounding: RoundingMode
 
     public init(bitWidth: Int, signed: Bool, narrow: Bool = false, rounding: RoundingMode = .round) {
-        precondition((1...16).contains(bitWidth), "IntQuantGrid: bit width \(bitWidth) outside 1...16")
+        // QONNX allows any width; quantizers of weights and activations use 1…16, biases up to 32.
+        precondition((1...32).contains(bitWidth), "IntQuantGrid: bit width \(bitWidth) outside 1...32")
         self.bitWidth = bitWidth
         self.signed = signed
         self.narrow = narrow
@@ -277,22 +279,29 @@ enum QuantKernel {
 /// a narrower `innerBits`-bit weight in a window of its magnitude bits.
 ///
 ///     q = clamp(round(x / s), −M, M)                  M = 2^(outerBits−1) − 1 (sign + magnitude)
-///     m = min(|q| >> shift, 2^(innerBits−1) − 1)      the window: magnitude bits shift … shift+innerBits−2,
-///                                                     saturated when a higher bit is set
+///     m = min((|q| + r) >> shift, 2^(innerBits−1) − 1)   the window: magnitude bits shift … shift+innerBits−2,
+///                                                       saturated when a higher bit is set
 ///     inner code = sign(q) · m,   y = sign(q) · m · 2^shift · s
 ///
-/// Truncating the magnitude is what selecting bits of the stored word does in hardware.
+/// With r = 0 (`rounds` false) the window truncates: exactly the selected bits of the stored
+/// word. With r = 2^(shift−1) it rounds half away from zero at the window's lowest bit (one
+/// saturating increment in hardware), which halves the error of the inner weights.
 public struct NestedWindow: Equatable, Sendable {
     public let outerBits: Int
     public let innerBits: Int
     /// Lowest magnitude bit of the window (0 … outerBits − innerBits).
     public let shift: Int
+    /// Round at the window's lowest bit instead of truncating.
+    public let rounds: Bool
 
-    public init(outerBits: Int, innerBits: Int, shift: Int) {
+    public init(outerBits: Int, innerBits: Int, shift: Int, rounds: Bool = false) {
         precondition(innerBits >= 2 && innerBits < outerBits && outerBits <= 16, "NestedWindow: widths \(outerBits)/\(innerBits)")
         precondition((0...(outerBits - innerBits)).contains(shift), "NestedWindow: shift \(shift) outside 0...\(outerBits - innerBits)")
-        self.outerBits = outerBits; self.innerBits = innerBits; self.shift = shift
+        self.outerBits = outerBits; self.innerBits = innerBits; self.shift = shift; self.rounds = rounds
     }
+
+    /// What is added to |q| before the shift: 2^(shift−1) when rounding, else 0.
+    public var roundingTerm: Int { rounds && shift > 0 ? 1 << (shift - 1) : 0 }
 
     /// Largest outer magnitude, 2^(outerBits−1) − 1.
     public var outerMax: Int { (1 << (outerBits - 1)) - 1 }
@@ -302,7 +311,7 @@ public struct NestedWindow: Equatable, Sendable {
     /// The inner code of an outer code.
     @inline(__always)
     public func innerCode(_ q: Int) -> Int {
-        let m = Swift.min(abs(q) >> shift, innerMax)
+        let m = Swift.min((abs(q) + roundingTerm) >> shift, innerMax)
         return q < 0 ? -m : m
     }
 }
@@ -331,12 +340,13 @@ extension NestedWindow {
     }
 
     /// Σ (inner weight − x)² for every window shift 0 … outerBits − innerBits (index = shift).
-    public static func squaredErrors(_ x: Tensor, scale: Tensor, outerBits: Int, innerBits: Int, rounding: RoundingMode) -> [Double] {
+    public static func squaredErrors(_ x: Tensor, scale: Tensor, outerBits: Int, innerBits: Int, rounding: RoundingMode,
+                                     rounds: Bool = false) -> [Double] {
         let probe = NestedWindow(outerBits: outerBits, innerBits: innerBits, shift: 0)
         let codes = outerCodes(x, scale: scale, outerMax: probe.outerMax, rounding: rounding)
         let innerMax = Int32(probe.innerMax), px = x.storage.pointer, n = x.count
         return (0...(outerBits - innerBits)).map { k -> Double in
-            let step = Float(1 << k)
+            let step = Float(1 << k), half = Int32(rounds && k > 0 ? 1 << (k - 1) : 0)
             var e: Double = 0, i = 0
             codes.magnitude.withUnsafeBufferPointer { mag in
                 codes.signedScale.withUnsafeBufferPointer { sc in
@@ -344,7 +354,7 @@ extension NestedWindow {
                         let end = Swift.min(n, i + 4096)
                         var partial: Float = 0
                         for j in i..<end {
-                            let d = Float(Swift.min(mag[j] >> Int32(k), innerMax)) * step * sc[j] - px[j]
+                            let d = Float(Swift.min((mag[j] + half) >> Int32(k), innerMax)) * step * sc[j] - px[j]
                             partial += d * d
                         }
                         e += Double(partial)
@@ -365,13 +375,42 @@ extension Tensor {
     public func nestedFakeQuantized(scale: Tensor, window: NestedWindow, rounding: RoundingMode = .round) -> Tensor {
         let codes = NestedWindow.outerCodes(detached, scale: scale.detached, outerMax: window.outerMax, rounding: rounding)
         let k = Int32(window.shift), innerMax = Int32(window.innerMax), step = Float(1 << window.shift)
-        let pass = (0..<count).map { codes.inside[$0] && codes.magnitude[$0] >> k <= innerMax }
+        let half = Int32(window.roundingTerm)
+        let pass = (0..<count).map { codes.inside[$0] && (codes.magnitude[$0] + half) >> k <= innerMax }
         let y = Tensor(shape: shape) { out in
-            for i in 0..<out.count { out[i] = Float(Swift.min(codes.magnitude[i] >> k, innerMax)) * step * codes.signedScale[i] }
+            for i in 0..<out.count { out[i] = Float(Swift.min((codes.magnitude[i] + half) >> k, innerMax)) * step * codes.signedScale[i] }
         }
         return Tensor.record(y, [self]) { g in
             let pg = g.storage.pointer
             return [Tensor(shape: g.shape) { out in for i in 0..<g.count { out[i] = pass[i] ? pg[i] : 0 } }]
+        }
+    }
+}
+
+extension Tensor {
+    /// QONNX `BipolarQuant` in float: y = scale · (x ≥ 0 ? +1 : −1), with `scale` one value or
+    /// one per index of axis 0. Gradient: straight through where |x| ≤ scale, zero elsewhere
+    /// (the clipped straight-through estimator of binarised networks); the scale, a statistic
+    /// of the weights, gets none.
+    public func bipolarQuantized(scale: Tensor) -> Tensor {
+        let blocks = Swift.max(scale.count, 1)
+        precondition(scale.count == 1 || (rank > 0 && scale.count == shape[0]), "bipolarQuantized: \(scale.count) scales for shape \(shape)")
+        let per = count / blocks, xd = detached, sd = scale.detached
+        let y = Tensor(shape: shape) { out in
+            let px = xd.storage.pointer
+            for b in 0..<blocks {
+                let s = sd.storage.pointer[scale.count == 1 ? 0 : b]
+                for i in (b * per)..<((b + 1) * per) { out[i] = px[i] >= 0 ? s : -s }
+            }
+        }
+        return Tensor.record(y, [self]) { g in
+            let pg = g.storage.pointer, px = xd.storage.pointer
+            return [Tensor(shape: g.shape) { out in
+                for b in 0..<blocks {
+                    let s = sd.storage.pointer[sd.count == 1 ? 0 : b]
+                    for i in (b * per)..<((b + 1) * per) { out[i] = abs(px[i]) <= s ? pg[i] : 0 }
+                }
+            }]
         }
     }
 }

@@ -3,10 +3,11 @@ import Foundation
 import QForgeData
 import QForgeNN
 import QForgeQuant
+import QForgeReport
 import QForgeTensor
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Measure speed.", subcommands: [BenchTrain.self])
+    static let configuration = CommandConfiguration(abstract: "Measure speed.", subcommands: [BenchTrain.self, BenchInfer.self])
 }
 
 struct BenchTrain: ParsableCommand {
@@ -103,5 +104,53 @@ enum GEMMBenchmark {
             if r > 0 { rates.append(2 * Double(n * n * n) / s / 1e9) }
         }
         return rates.sorted()[rates.count / 2]
+    }
+}
+
+struct BenchInfer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "infer",
+        abstract: "Inference throughput (samples/s) of quantized models on a test set: float, fake-quantized and integer.")
+
+    @Argument(help: "Quantized model files (.safetensors).")
+    var models: [String]
+
+    @Option(help: "Timed runs over the test set (the median is reported), after one warm-up run.")
+    var repeats: Int = 5
+
+    @Option(name: [.customLong("batch"), .customLong("batch-size")], help: "Inference batch size.")
+    var batch: Int = 1000
+
+    @OptionGroup var streamlining: StreamlineArguments
+    @OptionGroup var data: DataOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if repeats <= 0 || batch <= 0 { throw ValidationError("--repeats and --batch must be positive") }
+    }
+
+    func run() throws {
+        let (_, test) = try data.load()
+        var rows: [[String: Any]] = []
+        for path in models {
+            let (m, integer) = try loadInteger(path, streamlining)
+            try m.checkCompatible(with: test)
+            func median(_ body: () -> Void) -> Double {
+                body()
+                let times = (0..<repeats).map { _ -> Double in let t = Date(); body(); return Date().timeIntervalSince(t) }
+                return Double(test.count) / times.sorted()[times.count / 2]
+            }
+            let quantizers = m.network.layers.flatMap { ($0 as? QuantizedLayer)?.quantizers.map(\.1) ?? [] }
+            for q in quantizers { q.observer = { _ in } }
+            let float = median { _ = m.predict(test.inputs, batchSize: batch) }
+            for q in quantizers { q.observer = nil }
+            let fake = median { _ = m.predict(test.inputs, batchSize: batch) }
+            let int = median { _ = integerPredictions(m, integer: integer, inputs: test.inputs, batchSize: batch) }
+            print(String(format: "%@ (%@, %d samples, batch %d): float %.0f, fake-quantized %.0f, integer %.0f samples/s (integer/float %.2f×)",
+                         path, m.name, test.count, batch, float, fake, int, int / float))
+            rows.append(["model": path, "float_samples_per_second": float, "fake_quant_samples_per_second": fake,
+                         "integer_samples_per_second": int, "samples": test.count, "batch": batch])
+        }
+        if output.json { printJSON(rows.count == 1 ? rows[0] : ["models": rows]) }
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import QForgeData
 import QForgeNN
 import QForgeQuant
+import QForgeReport
 import QForgeTensor
 
 struct Eval: ParsableCommand {
@@ -17,12 +18,23 @@ struct Eval: ParsableCommand {
     @Flag(help: "Nested weights: evaluate the inner (narrower) weights instead of the outer ones.")
     var nestedInner = false
 
+    @Flag(help: "Evaluate the integer model (streamlined from the quantized model) instead.")
+    var integer = false
+
+    @OptionGroup var streamlining: StreamlineArguments
+
     func run() throws {
         let m = try Model.loadAny(from: model)
         if nestedInner && nestedWindows(m).isEmpty { throw CommandError("\(model) has no nested weights; --nested-inner needs a model trained with --nested") }
         let (_, test) = try data.load()
         let start = Date()
-        let e = try LayerContext.withNestedView(nestedInner) { try m.evaluate(test) }
+        let e: Evaluation
+        if integer {
+            let (loaded, im) = try loadInteger(model, streamlining)
+            e = try evaluateInteger(loaded, integer: im, on: test)
+        } else {
+            e = try LayerContext.withNestedView(nestedInner) { try m.evaluate(test) }
+        }
         let seconds = Date().timeIntervalSince(start)
         printEvaluation(e, names: test.targetNames)
         print(String(format: "inference samples/s: %.0f", Double(test.count) / seconds))

@@ -72,6 +72,12 @@ struct ModelOptions: ParsableArguments {
     @Flag(help: "QAT: power-of-two scales (requantization becomes a shift).")
     var po2 = false
 
+    @Option(help: "QAT: quantize biases to this many bits (e.g. 32) at input scale × weight scale (default: float biases).")
+    var biasBits: Int?
+
+    @Option(help: "QAT: activation and input zero points: zero (symmetric) or learned (asymmetric, calibrated then trained).")
+    var zeroPoint: String = "zero"
+
     @Option(help: "QAT: weight scale from max (max|w|, Brevitas's default), mean (mean|w|), or auto: max above 2 bits, mean at 2 bits and below (max|w| rounds most ternary weights to zero).")
     var weightScale: String = "auto"
 
@@ -80,6 +86,9 @@ struct ModelOptions: ParsableArguments {
 
     @Option(help: "Nested weights: put every layer's window at this lowest magnitude bit (default: chosen per layer by least squared error).")
     var nestedShift: Int?
+
+    @Option(help: "Nested weights: round at the window's lowest bit (round, one saturating increment in hardware) or keep the selected bits (truncate).")
+    var nestedRounding: String = "round"
 
     /// --nested as (outer, inner) widths.
     var nestedWidths: (outer: Int, inner: Int)? {
@@ -95,10 +104,12 @@ struct ModelOptions: ParsableArguments {
         } else if nestedShift != nil {
             throw ValidationError("--nested-shift needs --nested")
         }
+        if !["round", "truncate"].contains(nestedRounding) { throw ValidationError("--nested-rounding must be round or truncate") }
         let given = [preset, modelFile, initFrom].compactMap { $0 }.count
         if given != 1 { throw ValidationError("give exactly one of --preset, --model or --init-from") }
         if nested == nil, (wbits == nil) != (abits == nil) { throw ValidationError("give --wbits and --abits together") }
         if !["auto", "max", "mean"].contains(weightScale) { throw ValidationError("--weight-scale must be auto, max or mean") }
+        if !["zero", "learned"].contains(zeroPoint) { throw ValidationError("--zero-point must be zero or learned") }
     }
 
     /// The quantization policy the options and the model file ask for, if any: widths from
@@ -109,14 +120,16 @@ struct ModelOptions: ParsableArguments {
         guard let w = nestedWidths?.outer ?? wbits ?? description?.wbits, let a = abits ?? description?.abits ?? (nested != nil ? 8 : nil) else {
             throw CommandError("\(modelFile ?? "the model"): per-layer widths need default widths for the other layers: give --wbits and --abits, or top-level wbits and abits in the file")
         }
-        var p = QuantPolicy.uniform(weightBits: w, activationBits: a, perChannel: perChannel, powerOfTwo: po2)
+        var p = QuantPolicy.uniform(weightBits: w, activationBits: a, perChannel: perChannel, powerOfTwo: po2,
+                                    zeroPoint: zeroPoint == "learned" ? .learned : .zero)
         switch weightScale {
         case "mean": p.weights.source = .meanAbs
         case "max": p.meanScaleUpTo = 0
         default: break
         }
         if let d = description { (p.weightBits, p.activationBits) = d.layerWidths }
-        if let (_, inner) = nestedWidths { p.weights.nested = .init(innerBits: inner, shift: nestedShift) }
+        if let (_, inner) = nestedWidths { p.weights.nested = .init(innerBits: inner, shift: nestedShift, rounds: nestedRounding == "round") }
+        p.biasBits = biasBits
         return p
     }
 

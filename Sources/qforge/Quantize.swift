@@ -18,6 +18,16 @@ struct QuantWidthOptions: ParsableArguments {
 
     @Flag(help: "Power-of-two scales (requantization becomes a shift).")
     var po2 = false
+
+    @Option(help: "Activation and input zero points: zero (symmetric) or learned (asymmetric).")
+    var zeroPoint: String = "zero"
+
+    @Option(help: "Quantize biases to this many bits (e.g. 32) at input scale × weight scale (default: float biases).")
+    var biasBits: Int?
+
+    func validate() throws {
+        if !["zero", "learned"].contains(zeroPoint) { throw ValidationError("--zero-point must be zero or learned") }
+    }
 }
 
 struct Quantize: ParsableCommand {
@@ -70,8 +80,10 @@ struct Quantize: ParsableCommand {
         let floatEval = try float.evaluate(test)
 
         var policy = QuantPolicy.uniform(weightBits: widths.wbits, activationBits: widths.abits,
-                                         perChannel: widths.perChannel, powerOfTwo: widths.po2)
+                                         perChannel: widths.perChannel, powerOfTwo: widths.po2,
+                                         zeroPoint: widths.zeroPoint == "learned" ? .learned : .zero)
         policy.meanScaleUpTo = 0
+        policy.biasBits = widths.biasBits
         var q = try quantize(float, policy: policy)
         let sequence = train.batches(size: batch, shuffle: true, seed: seed, epoch: 0)
         let batches = (0..<Swift.min(calibrationBatches, sequence.count)).map { float.prepareInputs(sequence[$0].inputs) }

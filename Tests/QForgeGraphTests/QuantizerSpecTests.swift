@@ -127,14 +127,14 @@ final class QuantizerSpecTests: XCTestCase {
         }
         // Large values are already integral; HALF_DOWN must not lose them.
         for mode in RoundingMode.allCases {
-            XCTAssertEqual(mode.apply(8_388_609), 8_388_609, mode.rawValue)
-            XCTAssertEqual(mode.apply(-16_777_216), -16_777_216, mode.rawValue)
-            XCTAssertTrue(mode.apply(.nan).isNaN)
-            XCTAssertEqual(mode.apply(.infinity), .infinity)
+            XCTAssertEqual(mode.apply(Float(8_388_609)), 8_388_609, mode.rawValue)
+            XCTAssertEqual(mode.apply(Float(-16_777_216)), -16_777_216, mode.rawValue)
+            XCTAssertTrue(mode.apply(Float.nan).isNaN)
+            XCTAssertEqual(mode.apply(Float.infinity), .infinity)
         }
-        XCTAssertEqual(RoundingMode.halfDown.apply(8_388_607.5), 8_388_607)
-        XCTAssertEqual(RoundingMode.halfUp.apply(8_388_607.5), 8_388_608)
-        XCTAssertEqual(RoundingMode.round.apply(0.49999997), 0)
+        XCTAssertEqual(RoundingMode.halfDown.apply(Float(8_388_607.5)), 8_388_607)
+        XCTAssertEqual(RoundingMode.halfUp.apply(Float(8_388_607.5)), 8_388_608)
+        XCTAssertEqual(RoundingMode.round.apply(Float(0.49999997)), 0)
 
         XCTAssertEqual(RoundingMode(qonnxName: "round"), .round)
         XCTAssertEqual(RoundingMode(qonnxName: "HALF_EVEN"), .round)

@@ -21,6 +21,19 @@ final class NestedTests: XCTestCase {
         XCTAssertEqual(w4.innerMax, 7)
     }
 
+    func testRoundingWindowsRoundHalfAwayFromZeroAtTheirLowestBit() {
+        let w = NestedWindow(outerBits: 8, innerBits: 4, shift: 2, rounds: true)
+        XCTAssertEqual(w.roundingTerm, 2)
+        XCTAssertEqual([45, -27, 3, 5, 6, -2, 1, 29, 30].map(w.innerCode), [7, -7, 1, 1, 2, -1, 0, 7, 7])
+        XCTAssertEqual(NestedWindow(outerBits: 8, innerBits: 4, shift: 0, rounds: true).innerCode(5), 5)  // nothing below bit 0
+        // Gradient passes up to |q| = 29 ((29 + 2) >> 2 = 7) and stops at 30 (8: saturated).
+        let x = Tensor(shape: [3], scalars: [29, 30, -6]).trackingGradients()
+        let y = x.nestedFakeQuantized(scale: Tensor(shape: [1], scalars: [1]), window: w)
+        XCTAssertEqual(y.scalars, [28, 28, -8])
+        y.sum().backward()
+        XCTAssertEqual(x.gradient?.scalars, [1, 0, 1])
+    }
+
     func testNestedFakeQuantizationValuesAndStraightThroughGradient() {
         let window = NestedWindow(outerBits: 8, innerBits: 4, shift: 2)
         // scale 0.5: x/s = 45.2 → 45 → saturated 7 → 7·4·0.5 = 14; 12 → 3 → 6; −27 → −6 → −12;

@@ -2,6 +2,7 @@ import Foundation
 import QForgeData
 import QForgeNN
 import QForgeQuant
+import QForgeReport
 import TestSupport
 import XCTest
 
@@ -58,6 +59,14 @@ final class ReleaseTrainingTests: XCTestCase {
         let qatAccuracy = try XCTUnwrap(r.final?.accuracy)
         print(String(format: "mlp QAT w4a4, 2 epochs: %.4f (%.0f samples/s)", qatAccuracy, r.samplesPerSecond))
         XCTAssertGreaterThanOrEqual(qatAccuracy, 0.875)
+        // Its integer model agrees on every code of every layer over the 10,000 test images.
+        let report = try compare(qat, integer: try qat.integerModel(), on: test)
+        print("mlp w4a4 integer model: \(report.outputMismatches) mismatches, \(report.float32TieFlips) float32 tie flips, "
+              + String(format: "top-1 agreement %.4f, integer accuracy %.4f", report.top1Agreement ?? 0, report.integerAccuracy ?? 0))
+        XCTAssertEqual(report.samples, 10_000)
+        XCTAssertEqual(report.outputMismatches, 0)
+        XCTAssertEqual(report.layers.reduce(0) { $0 + $1.float32OtherMismatches }, 0)
+        XCTAssertEqual(report.integerAccuracy ?? 0, qatAccuracy, accuracy: 0.0005)
         var policy = QuantPolicy.uniform(weightBits: 8, activationBits: 8)
         policy.weights.nested = .init(innerBits: 4)
         var nested = try quantize(float.copy(), policy: policy)

@@ -147,3 +147,15 @@ extension FakeQuantTests {
         }
     }
 }
+
+extension FakeQuantTests {
+    func testBipolarValuesAndClippedStraightThroughGradient() {
+        let x = Tensor(shape: [2, 3], scalars: [0.3, -0.1, 0, -2, 0.5, 1.5]).trackingGradients()
+        // Row scales 0.5 and 1: x ≥ 0 → +s, else −s.
+        let y = x.bipolarQuantized(scale: Tensor(shape: [2, 1], scalars: [0.5, 1]))
+        XCTAssertEqual(y.scalars, [0.5, -0.5, 0.5, -1, 1, 1])
+        y.sum().backward()
+        // Passes where |x| ≤ scale: 0.3, −0.1, 0 (row 0); 0.5 (row 1); not −2 or 1.5.
+        XCTAssertEqual(x.gradient?.scalars, [1, 1, 1, 0, 1, 0])
+    }
+}

@@ -1,0 +1,233 @@
+import Foundation
+import QForgeTensor
+
+/// An operation on integer codes before a layer's product (codes keep their grid and scale).
+public enum CodeOp: Equatable, Sendable {
+    /// Max-pool on codes: the scale is positive, so it commutes with dequantization.
+    case maxPool(kernel: Int, stride: Int, padding: Int)
+    /// [N, C, H, W] → [N, C·H·W].
+    case flatten
+}
+
+/// The integer product of a layer: y = x·Wᵀ (Gemm) or conv(x, W), plus an integer bias.
+public struct IntegerProduct: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable {
+        case gemm
+        case conv(stride: Int, padding: Int)
+    }
+    public var kind: Kind
+    /// Weight codes, [M, K] or [M, C, kh, kw]. Rows of channels whose epilogue decreases are
+    /// negated (see `IntegerLayer.flipped`).
+    public var weights: QTensor
+    /// Exact integer bias per output channel, in accumulator units, or nil: the zero-point
+    /// correction −z·Σ_k W[m, k] when the input codes have a zero point z.
+    public var bias: [Int64]?
+}
+
+/// The float operations a quantized graph applies to a layer's accumulator per output channel
+/// before the next quantizer, evaluated in Double: the reference that requantization must match.
+public enum EpilogueOp: Equatable, Sendable {
+    /// y = factor[c] · y (input scale × weight scale).
+    case scale([Double])
+    /// y = y + bias[c].
+    case bias([Double])
+    /// y = (y − mean[c]) · factor[c] + shift[c], factor = γ/√(σ² + ε).
+    case batchNorm(mean: [Double], factor: [Double], shift: [Double])
+    case relu, sigmoid, tanh
+
+    /// Whether the op preserves (true) or reverses (false) the order of values in channel c.
+    func increasing(_ c: Int) -> Bool {
+        switch self {
+        case .scale(let f): return f[f.count == 1 ? 0 : c] >= 0
+        case .batchNorm(_, let f, _): return f[f.count == 1 ? 0 : c] >= 0
+        default: return true
+        }
+    }
+
+    @inline(__always)
+    func apply(_ y: Double, _ c: Int) -> Double {
+        switch self {
+        case .scale(let f): return y * f[f.count == 1 ? 0 : c]
+        case .bias(let b): return y + b[b.count == 1 ? 0 : c]
+        case let .batchNorm(mean, factor, shift):
+            let i = mean.count == 1 ? 0 : c
+            return (y - mean[i]) * factor[i] + shift[i]
+        case .relu: return Swift.max(y, 0)
+        case .sigmoid: return 1 / (1 + Foundation.exp(-y))
+        case .tanh: return Foundation.tanh(y)
+        }
+    }
+}
+
+/// How a layer's accumulators become the next layer's codes.
+public enum Requantization: Equatable, Sendable {
+    /// Exact: FINN's MultiThreshold, thresholds found on the Double epilogue itself.
+    case thresholds(MultiThreshold)
+    /// Fixed-point multiplier and right shift (exact only when the scale chain allows).
+    case multiplyShift(MultiplyShift)
+    /// The last layer: accumulators leave the integer model through the epilogue (Double).
+    case output
+
+    public var formName: String {
+        switch self {
+        case .thresholds: return "thresholds"
+        case .multiplyShift(let m): return m.multipliers.allSatisfy { $0 == 1 } ? "shift" : "multiplier+shift"
+        case .output: return "output"
+        }
+    }
+}
+
+/// A quantizer's grid, scale and zero point: codes q stand for (q − zeroPoint) · scale.
+public struct CodeGrid: Equatable, Sendable {
+    public var grid: IntQuantGrid
+    public var scale: Double
+    public var zeroPoint: Int
+    public init(grid: IntQuantGrid, scale: Double, zeroPoint: Int = 0) { self.grid = grid; self.scale = scale; self.zeroPoint = zeroPoint }
+
+    /// The real value of a code.
+    @inline(__always)
+    public func value(_ code: Int32) -> Double { Double(Int(code) - zeroPoint) * scale }
+}
+
+/// One layer of the integer model: code ops, product, accumulator, requantization.
+public struct IntegerLayer: Equatable, Sendable {
+    /// The graph name of the layer's output quantizer (`layers.3/act_quant`) or of its last node.
+    public var name: String
+    public var codeOps: [CodeOp]
+    public var product: IntegerProduct
+    /// Exact accumulator range per output channel (interval analysis over the input grid).
+    public var accumulatorRange: [ClosedRange<Int64>]
+    /// Bits the accumulator needs (signed), the maximum over channels.
+    public var accumulatorBits: Int
+    /// A narrower accumulator chosen by the user, applied to the exact sum.
+    public var accumulatorCap: AccumulatorCap?
+    /// Keep only the most significant bits of the accumulator (seed 002): acc >>> dropped bits,
+    /// floor. The requantization reads the truncated value as the bottom of its 2^k bucket.
+    public var droppedBits: Int = 0
+    /// Channels whose weight rows (and bias) are negated so that the epilogue increases.
+    public var flipped: [Bool]
+    /// The multiplier and shift forms: the float bias and BatchNorm offset rounded to
+    /// accumulator units, added to the accumulator before the multiply (nil otherwise).
+    public var roundedBias: [Int64]?
+    public var epilogue: [EpilogueOp]
+    public var requantization: Requantization
+    /// The grid and scale of the codes this layer produces (nil for the output layer).
+    public var output: CodeGrid?
+    /// The grid and scale of the codes this layer reads.
+    public var input: CodeGrid
+}
+
+/// A streamlined, integer-only model: the specification of every number the hardware computes.
+///
+/// The host quantizes the float input with `inputQuantizer` (QONNX IntQuant in Float32, as the
+/// fake-quantized model does); every layer then works on integers (`IntegerOps`); the last
+/// layer's accumulators are the integer outputs, and `dequantized` maps them to the float
+/// model's units with the last epilogue.
+public struct IntegerModel: Equatable, Sendable {
+    public var name: String
+    /// Sample shape of the float input ([1, 28, 28], [784], …).
+    public var inputShape: [Int]
+    public var inputQuantizer: CodeGrid
+    /// The input scale as the float model stores it (Float32: codes must match bit for bit).
+    public var inputScale: Float
+    public var layers: [IntegerLayer]
+
+    /// Float inputs [N, …] → input codes.
+    public func quantizeInput(_ x: Tensor) -> QTensor {
+        let codes = x.quantizedIntegers(scale: Tensor(shape: [1], scalars: [inputScale]),
+                                        zeroPoint: Tensor(shape: [1], scalars: [Float(inputQuantizer.zeroPoint)]),
+                                        grid: inputQuantizer.grid)
+        return QTensor(shape: [x.shape[0]] + inputShape, values: codes.map { Int32($0) })
+    }
+
+    /// What one run computes: every layer's output codes (the taps) and the last accumulators.
+    public struct Trace: Sendable {
+        /// Output codes of every layer but the last.
+        public var codes: [QTensor]
+        /// The last layer's accumulators [N, outputs].
+        public var outputs: AccTensor
+    }
+
+    /// Runs the integer model on input codes.
+    public func run(_ input: QTensor) -> Trace {
+        var x = input
+        var taps: [QTensor] = []
+        for (i, layer) in layers.enumerated() {
+            let acc = layer.accumulate(x)
+            if i == layers.count - 1 { return Trace(codes: taps, outputs: acc) }
+            x = layer.requantize(acc)
+            taps.append(x)
+        }
+        preconditionFailure("IntegerModel: no layers")
+    }
+
+    /// The last layer's accumulators in the float model's units (logits, predictions).
+    public func dequantized(_ outputs: AccTensor) -> [Double] {
+        guard let last = layers.last else { return [] }
+        let m = outputs.shape[1]
+        return outputs.values.enumerated().map { i, a in last.epilogueValue(a, channel: i % m) }
+    }
+}
+
+extension IntegerLayer {
+    /// Code ops, then the exact product, then the accumulator cap and MSB truncation if any
+    /// (unless `capped` is false: the reference works on exact sums).
+    public func accumulate(_ codes: QTensor, capped: Bool = true) -> AccTensor {
+        var x = codes
+        for op in codeOps {
+            switch op {
+            case let .maxPool(k, s, p): x = IntegerOps.maxPool2d(x, kernel: (k, k), stride: (s, s), padding: (p, p))
+            case .flatten: x = x.flattened()
+            }
+        }
+        let bound = Int64(Swift.max(abs(input.grid.minInt), abs(input.grid.maxInt)))
+        var acc: AccTensor
+        switch product.kind {
+        case .gemm:
+            acc = IntegerOps.matmul(x.rank == 2 ? x : x.flattened(), weight: product.weights, bias: product.bias, maxAbsInput: bound)
+        case let .conv(stride, padding):
+            acc = IntegerOps.conv2d(x, weight: product.weights, bias: product.bias, stride: (stride, stride),
+                                    padding: (padding, padding), maxAbsInput: bound)
+        }
+        if capped, let cap = accumulatorCap { acc = cap.apply(acc) }
+        if capped, droppedBits > 0 { acc = AccTensor(shape: acc.shape, values: acc.values.map { $0 >> Int64(droppedBits) }) }
+        return acc
+    }
+
+    /// Accumulators → the next layer's codes (thresholds, or rounded bias then multiplier and shift).
+    public func requantize(_ acc: AccTensor) -> QTensor {
+        switch requantization {
+        case .thresholds(let t): return t.apply(acc)
+        case .multiplyShift(let m):
+            guard let b = roundedBias else { return m.apply(acc) }
+            let per = acc.count / Swift.max(acc.shape[0] * b.count, 1)
+            return m.apply(AccTensor(shape: acc.shape, values: acc.values.enumerated().map { i, a in a + b[(i / per) % b.count] }))
+        case .output: preconditionFailure("IntegerLayer \(name): an output layer has no requantization")
+        }
+    }
+
+    /// The epilogue in Double for one accumulator of channel c (undoing the flip).
+    @inline(__always)
+    public func epilogueValue(_ acc: Int64, channel c: Int) -> Double {
+        var y = Double(flipped[c] ? -acc : acc)
+        for op in epilogue { y = op.apply(y, c) }
+        return y
+    }
+
+    /// The reference code of one accumulator: clamp(R(epilogue / scale + zero point)) in Double.
+    @inline(__always)
+    public func referenceCode(_ acc: Int64, channel c: Int) -> Int32 {
+        let out = output!
+        let v = epilogueValue(acc, channel: c) / out.scale + Double(out.zeroPoint)
+        let r = out.grid.rounding.apply(v)
+        return Int32(Swift.min(Swift.max(r, Double(out.grid.minInt)), Double(out.grid.maxInt)))
+    }
+
+    /// The reference (Double epilogue) codes of a whole accumulator tensor.
+    public func referenceCodes(_ acc: AccTensor) -> QTensor {
+        let channels = acc.shape[1], per = acc.count / Swift.max(acc.shape[0] * channels, 1)
+        var out = [Int32](repeating: 0, count: acc.count)
+        for i in 0..<acc.count { out[i] = referenceCode(acc.values[i], channel: (i / per) % channels) }
+        return QTensor(shape: acc.shape, values: out)
+    }
+}

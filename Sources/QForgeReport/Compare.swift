@@ -1,0 +1,199 @@
+import Foundation
+import QForgeData
+import QForgeInteger
+import QForgeNN
+import QForgeQuant
+import QForgeTensor
+
+/// Per-layer agreement between the float model, the fake-quantized model (Float32, as trained)
+/// and the integer model (seed 001's Table 1, for every layer).
+public struct LayerComparison: Sendable {
+    public var name: String
+    public var requantization: String
+    public var accumulatorBits: Int
+    /// Max and mean |a − b| over every activation of the layer, in the float model's units.
+    public var floatVsFakeQuant: (max: Double, mean: Double)
+    public var fakeQuantVsInteger: (max: Double, mean: Double)
+    public var floatVsInteger: (max: Double, mean: Double)
+    /// Integer codes that differ from the fake-quantized model evaluated in Double (exact dot
+    /// products, Double epilogue) on the same layer input.
+    public var mismatches: Int
+    /// Largest such difference in code steps.
+    public var maxStepDifference: Int
+    /// Codes where the Float32 fake-quantized model and the integer layer, given the same
+    /// input codes (the Float32 model's), differ and the Double value sits within
+    /// `tieTolerance` steps of a rounding tie (x.5): Float32 arithmetic decides those.
+    public var float32TieFlips: Int
+    /// Integer codes that differ from the Float32 model farther from a tie (should be 0).
+    public var float32OtherMismatches: Int
+    /// The largest distance from a tie (in code steps) among the Float32 mismatches.
+    public var maxTieDistance: Double
+    public var values: Int
+}
+
+public struct ComparisonReport: Sendable {
+    public var layers: [LayerComparison]
+    public var samples: Int
+    /// Σ mismatches over layers: integer vs Double fake-quantized reference.
+    public var outputMismatches: Int { layers.reduce(0) { $0 + $1.mismatches } }
+    public var float32TieFlips: Int { layers.reduce(0) { $0 + $1.float32TieFlips } }
+    /// Share of samples where the integer and the Float32 fake-quantized model pick the same class.
+    public var top1Agreement: Double?
+    public var floatAccuracy: Double?
+    public var fakeQuantAccuracy: Double?
+    public var integerAccuracy: Double?
+}
+
+/// Accumulates max/mean |a − b|.
+struct DifferenceStats {
+    var max = 0.0, sum = 0.0, count = 0
+    mutating func add(_ a: Double, _ b: Double) { let d = abs(a - b); max = Swift.max(max, d); sum += d; count += 1 }
+    var result: (max: Double, mean: Double) { (max, count == 0 ? 0 : sum / Double(count)) }
+}
+
+/// Compares a quantized model with its integer model on `data` (raw inputs), in batches.
+///
+/// A Float32 mismatch counts as a tie flip when the Double value lies within `tieTolerance`
+/// code steps of x.5 (Float32 sums of a few hundred products are off by ~1e-5 steps;
+/// within that distance the order of additions decides the rounding).
+public func compare(_ model: Model, integer: IntegerModel, on data: Dataset, batchSize: Int = 500,
+                    tieTolerance: Double = 1e-3) throws -> ComparisonReport {
+    let layerIndex: [Int] = try integer.layers.map { l in
+        let path = String(l.name.split(separator: "/").first ?? "")
+        guard path.hasPrefix("layers."), let i = Int(path.dropFirst(7)), i < model.network.layers.count else {
+            throw StreamlineError.unmapped(l.name)
+        }
+        return i
+    }
+    let quantizers = model.network.layers.flatMap { ($0 as? QuantizedLayer)?.quantizers.map(\.1) ?? [] }
+    var stats = integer.layers.map { _ in (fvq: DifferenceStats(), qvi: DifferenceStats(), fvi: DifferenceStats()) }
+    var mismatches = [Int](repeating: 0, count: integer.layers.count), maxSteps = mismatches, ties = mismatches, others = mismatches
+    var tieDistance = [Double](repeating: 0, count: integer.layers.count)
+    var agree = 0, correct = (float: 0, fake: 0, integer: 0), seen = 0
+    let labels = data.targets.labels
+    var start = 0
+    while start < data.count {
+        let end = Swift.min(data.count, start + batchSize)
+        let x = model.prepareInputs(data.inputs.slice(axis: 0, start..<end))
+        let n = end - start
+        func taps() -> [Tensor] {
+            withoutGradients {
+                LayerContext.with(.inference) {
+                    var h = x, out: [Tensor] = []
+                    for layer in model.network.layers { h = layer(h); out.append(h) }
+                    return out
+                }
+            }
+        }
+        let fake = taps()
+        for q in quantizers { q.observer = { _ in } }
+        let float = taps()
+        for q in quantizers { q.observer = nil }
+        var codes = integer.quantizeInput(x)
+        // The Float32 model's own input codes of each layer: its mismatches are judged locally,
+        // so a tie flip in one layer does not count again in the layers after it.
+        var floatChainCodes = codes
+        for (k, layer) in integer.layers.enumerated() {
+            let f = float[layerIndex[k]].scalars, fq = fake[layerIndex[k]].scalars
+            let acc = layer.accumulate(codes)
+            if let out = layer.output {
+                let next = layer.requantize(acc)
+                let reference = layer.referenceCodes(layer.accumulate(codes, capped: false))
+                let local = layer.accumulate(floatChainCodes)
+                let localNext = layer.requantize(local)
+                let channels = acc.shape[1], per = acc.count / Swift.max(n * channels, 1)
+                var fakeCodes = [Int32](repeating: 0, count: next.count)
+                for i in 0..<next.count {
+                    let code = next.values[i], dq = out.value(code)
+                    stats[k].fvq.add(Double(f[i]), Double(fq[i]))
+                    stats[k].qvi.add(Double(fq[i]), dq)
+                    stats[k].fvi.add(Double(f[i]), dq)
+                    let step = abs(Int(code) - Int(reference.values[i]))
+                    if step != 0 { mismatches[k] += 1; maxSteps[k] = Swift.max(maxSteps[k], step) }
+                    fakeCodes[i] = Int32((Double(fq[i]) / out.scale).rounded()) + Int32(out.zeroPoint)
+                    if fakeCodes[i] != localNext.values[i] {
+                        let c = (i / per) % channels
+                        let v = layer.epilogueValue(local.values[i], channel: c) / out.scale
+                        let distance = abs(abs(v - v.rounded(.down)) - 0.5)
+                        tieDistance[k] = Swift.max(tieDistance[k], distance)
+                        if distance < tieTolerance { ties[k] += 1 } else { others[k] += 1 }
+                    }
+                }
+                floatChainCodes = QTensor(shape: next.shape, values: fakeCodes)
+                codes = next
+            } else {
+                let logits = integer.dequantized(acc)
+                for i in 0..<logits.count {
+                    stats[k].fvq.add(Double(f[i]), Double(fq[i]))
+                    stats[k].qvi.add(Double(fq[i]), logits[i])
+                    stats[k].fvi.add(Double(f[i]), logits[i])
+                }
+                if model.task == .classification {
+                    let m = acc.shape[1]
+                    for r in 0..<n {
+                        func argmax<T: Comparable>(_ v: ArraySlice<T>) -> Int { v.indices.max { v[$0] < v[$1] || (v[$0] == v[$1] && $0 > $1) }! - v.startIndex }
+                        let ai = argmax(logits[(r * m)..<((r + 1) * m)]), aq = argmax(fq[(r * m)..<((r + 1) * m)])
+                        let af = argmax(f[(r * m)..<((r + 1) * m)])
+                        if ai == aq { agree += 1 }
+                        if let labels {
+                            let y = labels.scalars[start + r]
+                            if ai == y { correct.integer += 1 }
+                            if aq == y { correct.fake += 1 }
+                            if af == y { correct.float += 1 }
+                        }
+                    }
+                }
+            }
+        }
+        seen += n
+        start = end
+    }
+    let rows = integer.layers.enumerated().map { k, l in
+        LayerComparison(name: l.name, requantization: l.requantization.formName, accumulatorBits: l.accumulatorBits,
+                        floatVsFakeQuant: stats[k].fvq.result, fakeQuantVsInteger: stats[k].qvi.result, floatVsInteger: stats[k].fvi.result,
+                        mismatches: mismatches[k], maxStepDifference: maxSteps[k], float32TieFlips: ties[k], float32OtherMismatches: others[k],
+                        maxTieDistance: tieDistance[k],
+                        values: stats[k].fvq.count)
+    }
+    let classify = model.task == .classification
+    let hasLabels = classify && labels != nil
+    func share(_ v: Int) -> Double? { hasLabels ? Double(v) / Double(Swift.max(seen, 1)) : nil }
+    return ComparisonReport(layers: rows, samples: seen, top1Agreement: classify ? Double(agree) / Double(Swift.max(seen, 1)) : nil,
+                            floatAccuracy: share(correct.float), fakeQuantAccuracy: share(correct.fake), integerAccuracy: share(correct.integer))
+}
+
+extension StreamlineError {
+    static func unmapped(_ name: String) -> StreamlineError {
+        StreamlineError(name, "no QForge layer path (layers.N) to compare with")
+    }
+}
+
+/// The integer model's outputs for raw inputs, in the float model's output units (logits, or
+/// predictions in target units for regression), in batches over both cores.
+public func integerPredictions(_ model: Model, integer: IntegerModel, inputs: Tensor, batchSize: Int = 1000) -> Tensor {
+    var parts: [Tensor] = []
+    var start = 0
+    while start < inputs.shape[0] {
+        let end = Swift.min(inputs.shape[0], start + batchSize)
+        let codes = integer.quantizeInput(model.prepareInputs(inputs.slice(axis: 0, start..<end)))
+        let acc = integer.run(codes).outputs
+        parts.append(Tensor(shape: acc.shape, scalars: integer.dequantized(acc).map { Float($0) }))
+        start = end
+    }
+    let out = Tensor.concat(parts, axis: 0)
+    return model.targetScaler?.invert(out) ?? out
+}
+
+/// Evaluates the integer model like `Model.evaluate`: accuracy or R² per output.
+public func evaluateInteger(_ model: Model, integer: IntegerModel, on data: Dataset) throws -> Evaluation {
+    try model.checkCompatible(with: data)
+    return Model.score(integerPredictions(model, integer: integer, inputs: data.inputs), against: data)
+}
+
+extension Model {
+    /// Streamlines this quantized model into its integer model.
+    public func integerModel(options: StreamlineOptions = StreamlineOptions()) throws -> IntegerModel {
+        let (graph, tensors) = try lowered()
+        return try streamline(graph, tensors: tensors, options: options)
+    }
+}

@@ -569,7 +569,8 @@ public struct MultiThreshold: Equatable, Sendable {
         precondition(thresholds.count == 1 || thresholds.count == channels,
                      "MultiThreshold: \(thresholds.count) threshold lists for \(channels) channels of \(acc.shape)")
         let length = thresholds[0].count
-        if acc.count > 0, (1...32767).contains(length), thresholds.allSatisfy({ $0.count == length }) {
+        if acc.count > 0, (1...32767).contains(length), thresholds.allSatisfy({ $0.count == length }),
+           grid.minInt >= Int(Int32.min), grid.maxInt <= Int(Int32.max) {
             let (lo, hi) = acc.values.withUnsafeBufferPointer { IntegerKernels.extremes($0.baseAddress!, $0.count) }
             let (span, overflow) = hi.subtractingReportingOverflow(lo)
             if !overflow && span <= 65534 {
@@ -615,10 +616,10 @@ public struct MultiThreshold: Equatable, Sendable {
                                                                         channels: Int) -> QTensor {
         let length = thresholds[0].count
         func narrow(_ t: Int64) -> T { T(truncatingIfNeeded: t < lo ? lo &- offset : (t > hi ? (hi &- offset) &+ 1 : t &- offset)) }
-        // clamp(outBias + count, min, max) on Int32 lanes: for counts 0…length, a bias beyond
-        // min − length − 1 … max + 1 clamps like that bound.
-        let gmin = Int32(grid.minInt), gmax = Int32(grid.maxInt)
-        let base = Int32(Swift.min(Swift.max(outBias, Int64(gmin) - Int64(length) - 1), Int64(gmax) + 1))
+        // clamp(outBias + count, min, max): for counts 0…length, a bias beyond
+        // min − length − 1 … max + 1 clamps like that bound, so the sum cannot overflow.
+        let gmin = Int64(grid.minInt), gmax = Int64(grid.maxInt)
+        let base = Swift.min(Swift.max(outBias, gmin - Int64(length) - 1), gmax + 1)
         let inner = acc.rank >= 2 ? acc.shape.dropFirst(2).reduce(1, *) : 1
         let out = [Int32](unsafeUninitializedCapacity: acc.count) { buf, initialized in
             let dst = buf.baseAddress!
@@ -628,7 +629,7 @@ public struct MultiThreshold: Equatable, Sendable {
                 // mask operators are not vectorised).
                 @inline(__always) func codes(_ count: SIMD16<T>) -> SIMD16<Int32> {
                     var r = SIMD16<Int32>()
-                    for e in 0..<16 { r[e] = Swift.min(Swift.max(Int32(truncatingIfNeeded: count[e]) &+ base, gmin), gmax) }
+                    for e in 0..<16 { r[e] = Int32(truncatingIfNeeded: Swift.min(Swift.max(Int64(count[e]) + base, gmin), gmax)) }
                     return r
                 }
                 if acc.rank >= 2 && inner == 1 {

@@ -70,7 +70,8 @@ final class RequantTests: XCTestCase {
                 let shape = inner == 1 ? [4, channels] : [4, channels, 1, inner]
                 let acc = AccTensor(shape: shape, values: values)
                 for t in [MultiThreshold(thresholds: lists, grid: grid(3, signed: false)),
-                          MultiThreshold(thresholds: [lists[0]], outBias: -4, grid: grid(3))] {
+                          MultiThreshold(thresholds: [lists[0]], outBias: -4, grid: grid(3)),
+                          MultiThreshold(thresholds: lists, outBias: Int64(Int32.min) - 3, grid: grid(32))] {
                     let expected = values.enumerated().map { i, v in t.apply(v, channel: (i / inner) % channels) }
                     XCTAssertEqual(t.apply(acc).values, expected, "\(lo)...\(hi) shape \(shape)")
                 }

@@ -100,7 +100,7 @@ enum IntegerKernels {
     @inline(__always)
     static func load16<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<Int64>, _ n: Int, offset: Int64, as: T.Type) -> SIMD16<T> {
         var v = SIMD16<T>()
-        if n == 16 {
+        if n == 16 {  // a constant trip count, which the compiler turns into vector code
             for i in 0..<16 { v[i] = T(truncatingIfNeeded: p[i] &- offset) }
         } else {
             for i in 0..<n { v[i] = T(truncatingIfNeeded: p[i] &- offset) }
@@ -167,11 +167,12 @@ extension IntegerKernels {
                 let a = UnsafeMutablePointer<Int16>.allocate(capacity: padded * lda)
                 let c = UnsafeMutablePointer<Int32>.allocate(capacity: padded * ldc)
                 defer { a.deallocate(); c.deallocate() }
-                a.initialize(repeating: 0, count: padded * lda)
                 for r in 0..<rows {
                     let src = x + (r0 + r) * k, dst = a + r * lda
                     for p in 0..<k { dst[p] = Int16(truncatingIfNeeded: src[p]) }
+                    if lda > k { dst[k] = 0 }  // the odd k's partner
                 }
+                (a + rows * lda).initialize(repeating: 0, count: (padded - rows) * lda)  // padding rows
                 int16Product(a: a, lda: lda, rows: padded, b: b.baseAddress!, panels: panels, pairs: pairs, chunk: chunk, c: c, ldc: ldc)
                 for r in 0..<rows {
                     let src = c + r * ldc, dst = out + (r0 + r) * m

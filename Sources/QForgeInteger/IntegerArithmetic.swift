@@ -569,15 +569,19 @@ public struct MultiThreshold: Equatable, Sendable {
         precondition(thresholds.count == 1 || thresholds.count == channels,
                      "MultiThreshold: \(thresholds.count) threshold lists for \(channels) channels of \(acc.shape)")
         let length = thresholds[0].count
+        // Narrow lanes need lists of one length and codes ± length inside Int32 (every grid up to 31 bits).
         if acc.count > 0, (1...32767).contains(length), thresholds.allSatisfy({ $0.count == length }),
-           grid.minInt >= Int(Int32.min), grid.maxInt <= Int(Int32.max) {
+           grid.minInt - length - 1 >= Int(Int32.min), grid.maxInt + length + 1 <= Int(Int32.max) {
+            let inner = acc.rank >= 2 ? acc.shape.dropFirst(2).reduce(1, *) : 1
+            guard acc.rank >= 2 && inner == 1 else { return countRuns(acc) }
+            // [N, C]: the span of the whole tensor picks the lanes.
             let (lo, hi) = acc.values.withUnsafeBufferPointer { IntegerKernels.extremes($0.baseAddress!, $0.count) }
             let (span, overflow) = hi.subtractingReportingOverflow(lo)
             if !overflow && span <= 65534 {
-                return countNarrow(acc, Int16.self, lo: lo, hi: hi, offset: lo &+ 32768, channels: channels)
+                return countRows(acc, Int16.self, lo: lo, hi: hi, offset: lo &+ 32768, channels: channels)
             }
             if lo >= Int64(Int32.min) && hi < Int64(Int32.max) {
-                return countNarrow(acc, Int32.self, lo: lo, hi: hi, offset: 0, channels: channels)
+                return countRows(acc, Int32.self, lo: lo, hi: hi, offset: 0, channels: channels)
             }
         }
         // All lists in one buffer, so the loops touch no Swift arrays.
@@ -607,70 +611,69 @@ public struct MultiThreshold: Equatable, Sendable {
         Int32(Swift.min(Swift.max(outBias + Int64(count), Int64(grid.minInt)), Int64(grid.maxInt)))
     }
 
-    /// `apply` on narrow lanes, for equally long lists and accumulators all in lo…hi: each
-    /// value v becomes v − offset in T, each threshold t becomes clamp(t, lo, hi + 1) − offset,
-    /// which decides v ≥ t exactly as before for every v in lo…hi (a threshold below lo counts
-    /// for all of them, one above hi for none). The caller picks T and offset so that these
-    /// fit T. Sixteen accumulators are counted at a time in registers.
-    func countNarrow<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ acc: AccTensor, _: T.Type, lo: Int64, hi: Int64, offset: Int64,
-                                                                        channels: Int) -> QTensor {
+    // Counting on narrow lanes, for equally long lists and accumulators all in lo…hi: each
+    // value v becomes v − offset in T, each threshold t becomes clamp(t, lo, hi + 1) − offset,
+    // which decides v ≥ t exactly as before for every v in lo…hi (a threshold below lo counts
+    // for all of them, one above hi for none). T and offset are picked so that these fit T:
+    // Int16 with offset lo + 2^15 when hi − lo ≤ 65534, else Int32 with offset 0 inside Int32.
+    // Blocks of up to 256 accumulators go through three plain loops (narrow, count 16 at a
+    // time in registers, clamp to codes), shapes the compiler reliably turns into vector code.
+
+    /// A threshold narrowed for accumulators in lo…hi.
+    @inline(__always)
+    static func narrow<T: FixedWidthInteger>(_ t: Int64, lo: Int64, hi: Int64, offset: Int64) -> T {
+        T(truncatingIfNeeded: t < lo ? lo &- offset : (t > hi ? (hi &- offset) &+ 1 : t &- offset))
+    }
+
+    /// clamp(outBias + count, min, max) for counts 0…length is clamp(base + count, min, max)
+    /// with outBias clamped to min − length − 1 … max + 1, which stays in Int32 (`apply` checks
+    /// the grid).
+    var codeBase: Int32 {
+        Int32(Swift.min(Swift.max(outBias, Int64(grid.minInt) - Int64(thresholds[0].count) - 1), Int64(grid.maxInt) + 1))
+    }
+
+    /// Counts n ≤ 256 narrowed values v against `thresholds(i)` (one T per lane, or the same
+    /// for all), then writes their codes.
+    @inline(__always)
+    func countBlock<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ v: UnsafeMutablePointer<T>, _ count: UnsafeMutablePointer<T>, _ n: Int,
+                                                                       into dst: UnsafeMutablePointer<Int32>, base: Int32,
+                                                                       _ threshold: (Int, Int) -> SIMD16<T>) {
         let length = thresholds[0].count
-        func narrow(_ t: Int64) -> T { T(truncatingIfNeeded: t < lo ? lo &- offset : (t > hi ? (hi &- offset) &+ 1 : t &- offset)) }
-        // clamp(outBias + count, min, max): for counts 0…length, a bias beyond
-        // min − length − 1 … max + 1 clamps like that bound, so the sum cannot overflow.
-        let gmin = Int64(grid.minInt), gmax = Int64(grid.maxInt)
-        let base = Swift.min(Swift.max(outBias, gmin - Int64(length) - 1), gmax + 1)
-        let inner = acc.rank >= 2 ? acc.shape.dropFirst(2).reduce(1, *) : 1
+        for start in stride(from: 0, to: n, by: 16) {
+            let x = UnsafeRawPointer(v + start).loadUnaligned(as: SIMD16<T>.self)
+            var c = SIMD16<T>()
+            for i in 0..<length {
+                let t = threshold(i, start)
+                for e in 0..<16 { c[e] &+= x[e] >= t[e] ? 1 : 0 }
+            }
+            UnsafeMutableRawPointer(count + start).storeBytes(of: c, as: SIMD16<T>.self)
+        }
+        let gmin = Int32(grid.minInt), gmax = Int32(grid.maxInt)
+        for i in 0..<n { dst[i] = Swift.min(Swift.max(Int32(truncatingIfNeeded: count[i]) &+ base, gmin), gmax) }
+    }
+
+    /// [N, C] accumulators, all in lo…hi: per row, 16 channels at a time against the lists
+    /// transposed to [index][channel] (channels padded to 16).
+    func countRows<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ acc: AccTensor, _: T.Type, lo: Int64, hi: Int64, offset: Int64,
+                                                                      channels: Int) -> QTensor {
+        let length = thresholds[0].count, base = codeBase, padded = (channels + 15) / 16 * 16
+        let table: [T] = (0..<length).flatMap { i in
+            (0..<padded).map { c in c < channels ? MultiThreshold.narrow(thresholds[thresholds.count == 1 ? 0 : c][i], lo: lo, hi: hi, offset: offset) : 0 }
+        }
         let out = [Int32](unsafeUninitializedCapacity: acc.count) { buf, initialized in
             let dst = buf.baseAddress!
             acc.values.withUnsafeBufferPointer { sp in
-                let src = sp.baseAddress!
-                // Lane loops: the compiler turns them into vector compares and adds (the SIMD
-                // mask operators are not vectorised).
-                @inline(__always) func codes(_ count: SIMD16<T>) -> SIMD16<Int32> {
-                    var r = SIMD16<Int32>()
-                    for e in 0..<16 { r[e] = Int32(truncatingIfNeeded: Swift.min(Swift.max(Int64(count[e]) + base, gmin), gmax)) }
-                    return r
-                }
-                if acc.rank >= 2 && inner == 1 {
-                    // [N, C]: per row, 16 channels at a time against the lists transposed to
-                    // [index][channel] (channels padded to 16).
-                    let padded = (channels + 15) / 16 * 16
-                    let table = (0..<length).flatMap { i in
-                        (0..<padded).map { c in c < channels ? narrow(thresholds[thresholds.count == 1 ? 0 : c][i]) : 0 }
-                    }
-                    table.withUnsafeBufferPointer { tp in
-                        Parallel.forRange(acc.count / channels, cost: channels * length) { rows in
-                            for r in rows {
-                                let s = src + r * channels, d = dst + r * channels
-                                for c0 in stride(from: 0, to: channels, by: 16) {
-                                    let n = Swift.min(16, channels - c0)
-                                    let v = IntegerKernels.load16(s + c0, n, offset: offset, as: T.self)
-                                    var count = SIMD16<T>()
-                                    for i in 0..<length {
-                                        let t = UnsafeRawPointer(tp.baseAddress! + i * padded + c0).loadUnaligned(as: SIMD16<T>.self)
-                                        for e in 0..<16 { count[e] &+= v[e] >= t[e] ? 1 : 0 }
-                                    }
-                                    IntegerKernels.store16(codes(count), d + c0, n)
+                table.withUnsafeBufferPointer { tp in
+                    Parallel.forRange(acc.count / channels, cost: channels * length) { rows in
+                        let scratch = UnsafeMutablePointer<T>.allocate(capacity: 2 * 256)
+                        defer { scratch.deallocate() }
+                        for r in rows {
+                            for c0 in stride(from: 0, to: channels, by: 256) {
+                                let n = Swift.min(256, channels - c0), s = sp.baseAddress! + r * channels + c0
+                                for i in 0..<n { scratch[i] = T(truncatingIfNeeded: s[i] &- offset) }
+                                countBlock(scratch, scratch + 256, n, into: dst + r * channels + c0, base: base) { i, start in
+                                    UnsafeRawPointer(tp.baseAddress! + i * padded + c0 + start).loadUnaligned(as: SIMD16<T>.self)
                                 }
-                            }
-                        }
-                    }
-                } else {
-                    // Runs of one channel: 16 accumulators at a time against the channel's list.
-                    let table = thresholds.flatMap { $0.map(narrow) }
-                    table.withUnsafeBufferPointer { tp in
-                        forChannelRuns(acc.shape) { c, run in
-                            let t = tp.baseAddress! + (thresholds.count == 1 ? 0 : c) * length
-                            for start in stride(from: run.lowerBound, to: run.upperBound, by: 16) {
-                                let n = Swift.min(16, run.upperBound - start)
-                                let v = IntegerKernels.load16(src + start, n, offset: offset, as: T.self)
-                                var count = SIMD16<T>()
-                                for i in 0..<length {
-                                    let th = t[i]
-                                    for e in 0..<16 { count[e] &+= v[e] >= th ? 1 : 0 }
-                                }
-                                IntegerKernels.store16(codes(count), dst + start, n)
                             }
                         }
                     }
@@ -679,6 +682,55 @@ public struct MultiThreshold: Equatable, Sendable {
             initialized = acc.count
         }
         return QTensor(shape: acc.shape, values: out)
+    }
+
+    /// Runs of one channel ([N, C, H, W] and the like), in blocks of up to 256 accumulators:
+    /// each block's own span picks its lanes (the block is read twice while it is in cache),
+    /// falling back to Int64 comparisons.
+    func countRuns(_ acc: AccTensor) -> QTensor {
+        let length = thresholds[0].count, base = codeBase, channels = channelCount(acc.shape)
+        let inner = acc.rank >= 2 ? acc.shape.dropFirst(2).reduce(1, *) : 1
+        let flat = thresholds.flatMap { $0 }
+        let out = [Int32](unsafeUninitializedCapacity: acc.count) { buf, initialized in
+            let dst = buf.baseAddress!
+            acc.values.withUnsafeBufferPointer { sp in
+                flat.withUnsafeBufferPointer { tp in
+                    Parallel.forRange(acc.count / inner, cost: inner * length) { runs in
+                        let short = UnsafeMutablePointer<Int16>.allocate(capacity: 2 * 256 + length)
+                        let wide = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * 256 + length)
+                        defer { short.deallocate(); wide.deallocate() }
+                        for run in runs {
+                            let t = tp.baseAddress! + (thresholds.count == 1 ? 0 : run % channels) * length
+                            for start in stride(from: run * inner, to: (run + 1) * inner, by: 256) {
+                                let n = Swift.min(256, (run + 1) * inner - start), src = sp.baseAddress! + start, d = dst + start
+                                let (lo, hi) = IntegerKernels.extremes(src, n)
+                                let (span, overflow) = hi.subtractingReportingOverflow(lo)
+                                if !overflow && span <= 65534 {
+                                    countRun(src, n, t, short, lo: lo, hi: hi, offset: lo &+ 32768, base: base, into: d)
+                                } else if lo >= Int64(Int32.min) && hi < Int64(Int32.max) {
+                                    countRun(src, n, t, wide, lo: lo, hi: hi, offset: 0, base: base, into: d)
+                                } else {
+                                    for i in 0..<n { d[i] = code(MultiThreshold.count(src[i], t, length)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            initialized = acc.count
+        }
+        return QTensor(shape: acc.shape, values: out)
+    }
+
+    /// n ≤ 256 accumulators in lo…hi against the list t, on T lanes (`scratch`: 512 + length values).
+    @inline(__always)
+    func countRun<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ src: UnsafePointer<Int64>, _ n: Int, _ t: UnsafePointer<Int64>,
+                                                                     _ scratch: UnsafeMutablePointer<T>, lo: Int64, hi: Int64, offset: Int64,
+                                                                     base: Int32, into dst: UnsafeMutablePointer<Int32>) {
+        let length = thresholds[0].count, v = scratch, narrowed = scratch + 2 * 256
+        for i in 0..<n { v[i] = T(truncatingIfNeeded: src[i] &- offset) }
+        for i in 0..<length { narrowed[i] = MultiThreshold.narrow(t[i], lo: lo, hi: hi, offset: offset) }
+        countBlock(v, v + 256, n, into: dst, base: base) { i, _ in SIMD16(repeating: narrowed[i]) }
     }
 
     /// The number of thresholds t[0..<n] (ascending) at or below `acc`.

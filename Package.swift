@@ -3,10 +3,14 @@ import PackageDescription
 
 // Numeric kernels: no bounds checks in release, and on x86-64 the AVX2/FMA instruction set
 // (Haswell, 2013, and later) so loops vectorise 8 floats wide instead of SSE2's 4.
+// `QForgeAVX512` holds kernels for AVX-512 machines (x86-64-v4), called only after a run-time
+// check of the CPU.
 #if arch(x86_64)
 let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"], .when(configuration: .release))]
+let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"], .when(configuration: .release))]
 #else
 let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+let avx512Flags = kernelFlags
 #endif
 
 let package = Package(
@@ -32,12 +36,15 @@ let package = Package(
         .target(name: "QForgeData", dependencies: ["QForgeTensor"]),
         .target(name: "QForgeNN", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "Yams"]),
         .target(name: "QForgeQuant", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN"]),
-        .target(name: "QForgeInteger", dependencies: ["QForgeTensor", "QForgeGraph"], swiftSettings: kernelFlags),
+        .target(name: "QForgeAVX512", dependencies: ["QForgeTensor"], swiftSettings: avx512Flags),
+        .target(name: "QForgeInteger", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeAVX512"], swiftSettings: kernelFlags),
         .target(name: "QForgeReport", dependencies: ["QForgeTensor", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger"]),
         .executableTarget(name: "qforge", dependencies: [
             "QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger", "QForgeReport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Times the integer layer stacks: `swift run -c release QForgeIntegerBench`.
+        .executableTarget(name: "QForgeIntegerBench", dependencies: ["QForgeInteger", "QForgeTensor"]),
         .target(name: "TestSupport", dependencies: ["QForgeTensor"], path: "Tests/TestSupport"),
         .testTarget(name: "QForgeTensorTests", dependencies: ["QForgeTensor", "TestSupport"]),
         .testTarget(name: "QForgeGraphTests", dependencies: ["QForgeGraph", "TestSupport"]),

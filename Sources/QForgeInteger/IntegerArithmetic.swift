@@ -56,14 +56,29 @@ import QForgeTensor
 /// `signedBitsNeeded(min, max)` is the smallest b ≥ 1 with −2^(b−1) ≤ min and max ≤ 2^(b−1)−1
 /// (1 for 0…0).
 ///
-/// How a product is computed is not part of the specification: when no partial sum can
-/// exceed 2^24 in magnitude, float32 GEMM gives the exact integers (every partial sum is a
-/// representable integer, in any order); otherwise Int64 multiply-adds. Both paths return the
-/// same values. Programmer errors (shapes, parameters out of range, sums beyond 64 bits) are
-/// precondition failures.
+/// How a product is computed is not part of the specification; every path returns the same
+/// values, and the path is chosen from bounds proven for the weights and the input bound
+/// maxAbsInput (`productPath`), never from the data's luck:
+///
+/// | path | exact when | how |
+/// | --- | --- | --- |
+/// | `int16` | a·Σ\|w\| over each 16-bit lane's chunk ≤ 2^15 − 1 and a·max_m Σ_k \|w[m,k]\| ≤ 2^31 − 1 (a = maxAbsInput; `PackedWeights.int16Chunk`) | codes as Int16, wrapping 16-bit multiply-adds, widened into wrapping Int32 sums every chunk (`Int16GEMM`) |
+/// | `float32` | a·max_m Σ_k \|w[m,k]\| ≤ 2^24 | float32 GEMM: every partial sum is a representable integer, in any order |
+/// | `int64` | the sums fit Int64 (always required) | Int64 multiply-adds |
+///
+/// Wrapping sums are exact modulo 2^16 or 2^32 in any order, so they equal the true integers
+/// whenever the true values fit; the bounds prove that. A 16-bit lane sums, for one output,
+/// the products of one parity of k (2q or 2q + 1) over a chunk of consecutive k-pairs q; the
+/// chunk may be lengthened for a batch whose inputs keep one sign (only the positive or only
+/// the negative weights can then push a lane outward). The Int16 path is preferred when its
+/// chunks are long enough to pay (`minimumInt16Chunk` pairs, or all of k), then float32, then
+/// Int64; the choice depends on the weights and maxAbsInput only. Programmer errors (shapes,
+/// parameters out of range, sums beyond 64 bits) are precondition failures.
 public enum IntegerOps {
     /// How `matmul` and `conv2d` compute their products (the results are identical).
     public enum ProductPath: String, CaseIterable, Sendable {
+        /// Int16 lanes widened into Int32 (`Int16GEMM`), exact under `PackedWeights.int16Chunk`.
+        case int16
         /// Float32 GEMM (OpenBLAS or the portable kernel), exact while partial sums stay ≤ 2^24.
         case float32
         /// Int64 multiply-adds, exact up to 2^63 − 1.
@@ -72,6 +87,35 @@ public enum IntegerOps {
 
     /// Float32 holds every integer of magnitude ≤ 2^24 exactly.
     public static let float32ExactLimit: Int64 = 1 << 24
+
+    /// The Int16 path is chosen automatically when its 16-bit chunks span at least this many
+    /// k-pairs (or all of k): shorter chunks spend more on widening than they save.
+    public static let minimumInt16Chunk = 4
+
+    /// The instruction sets of the Int16 kernels.
+    public enum Int16Kernel: String, CaseIterable, Sendable {
+        /// 256-bit vectors (AVX2 on x86-64, the package's baseline there; NEON pairs elsewhere).
+        case vector256
+        /// 512-bit vectors (`QForgeAVX512`): x86-64 CPUs with AVX-512 F, BW, CD, DQ and VL.
+        case vector512
+    }
+
+    /// The Int16 kernels this CPU runs (on Linux the CPU flags decide; elsewhere 256-bit only).
+    public static let availableInt16Kernels: [Int16Kernel] = {
+        #if arch(x86_64)
+        let flags = GEMM.cpuFlags()
+        if ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"].allSatisfy(flags.contains) { return [.vector256, .vector512] }
+        #endif
+        return [.vector256]
+    }()
+
+    /// The Int16 kernel in use: the widest available. Set it to compare them (same results);
+    /// it must be one of `availableInt16Kernels`.
+    nonisolated(unsafe) public static var int16Kernel: Int16Kernel = availableInt16Kernels.last! {
+        didSet {
+            precondition(availableInt16Kernels.contains(int16Kernel), "int16Kernel: \(int16Kernel) needs AVX-512, which this CPU lacks")
+        }
+    }
 
     /// The largest |partial sum| of x·wᵀ over any summation order: maxAbsInput · max_m Σ_k |w[m,k]|
     /// (rows are weight.shape[0]; the other axes are the sum). Nil when it exceeds Int64.
@@ -92,7 +136,14 @@ public enum IntegerOps {
 
     /// The path `matmul` and `conv2d` choose for this weight and input bound.
     public static func productPath(weight: QTensor, maxAbsInput: Int64) -> ProductPath {
-        guard let bound = partialSumBound(weight: weight, maxAbsInput: maxAbsInput) else { return .int64 }
+        productPath(weight: PackedWeights(weight, pack: false), maxAbsInput: maxAbsInput)
+    }
+
+    /// The path `matmul` and `conv2d` choose for these weights and input bound.
+    public static func productPath(weight: PackedWeights, maxAbsInput: Int64) -> ProductPath {
+        precondition(maxAbsInput >= 0, "productPath: input bound \(maxAbsInput) is negative")
+        if let chunk = weight.int16Chunk(maxAbsInput: maxAbsInput), chunk >= min(minimumInt16Chunk, weight.pairs) { return .int16 }
+        guard let bound = weight.partialSumBound(maxAbsInput: maxAbsInput) else { return .int64 }
         return bound <= float32ExactLimit ? .float32 : .int64
     }
 
@@ -103,11 +154,31 @@ public enum IntegerOps {
     /// max|x| of this batch. `path` forces a path, which must be exact for the bound.
     public static func matmul(_ x: QTensor, weight: QTensor, bias: [Int64]? = nil,
                               maxAbsInput: Int64? = nil, path: ProductPath? = nil) -> AccTensor {
+        precondition(weight.rank == 2, "matmul: weight \(weight.shape) must be [M, K]")
+        return matmul(x, weight: PackedWeights(weight, pack: false), bias: bias, maxAbsInput: maxAbsInput, path: path)
+    }
+
+    /// `matmul` with weights packed once (`PackedWeights`), for one layer over many batches.
+    public static func matmul(_ x: QTensor, weight packed: PackedWeights, bias: [Int64]? = nil,
+                              maxAbsInput: Int64? = nil, path: ProductPath? = nil) -> AccTensor {
+        let weight = packed.weight
         precondition(x.rank == 2 && weight.rank == 2 && x.shape[1] == weight.shape[1],
                      "matmul: input \(x.shape) ([N, K]) does not match weight \(weight.shape) ([M, K])")
         let n = x.shape[0], k = x.shape[1], m = weight.shape[0]
         if let bias { precondition(bias.count == m, "matmul: bias has \(bias.count) values, weight \(weight.shape) has \(m) rows") }
-        let chosen = choosePath("matmul", x, weight, bias, maxAbsInput, path)
+        let (chosen, chunk) = choosePath("matmul", x, packed, bias, maxAbsInput, path)
+        if chosen == .int16 && k > 0 && n * m > 0 {
+            let ready = packed.packed()
+            let out = [Int64](unsafeUninitializedCapacity: n * m) { buf, initialized in
+                x.values.withUnsafeBufferPointer { xp in
+                    withOptionalPointer(bias) { bp in
+                        IntegerKernels.int16Matmul(xp.baseAddress!, n: n, weights: ready, chunk: chunk, bias: bp, out: buf.baseAddress!)
+                    }
+                }
+                initialized = n * m
+            }
+            return AccTensor(shape: [n, m], values: out)
+        }
         let out = [Int64](unsafeUninitializedCapacity: n * m) { buf, initialized in
             if k == 0 {
                 buf.initialize(repeating: 0)
@@ -133,13 +204,35 @@ public enum IntegerOps {
     public static func conv2d(_ x: QTensor, weight: QTensor, bias: [Int64]? = nil,
                               stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
                               maxAbsInput: Int64? = nil, path: ProductPath? = nil) -> AccTensor {
+        precondition(weight.rank == 4, "conv2d: weight \(weight.shape) must be [M, C, kh, kw]")
+        return conv2d(x, weight: PackedWeights(weight, pack: false), bias: bias, stride: stride, padding: padding,
+                      maxAbsInput: maxAbsInput, path: path)
+    }
+
+    /// `conv2d` with weights packed once (`PackedWeights`), for one layer over many batches.
+    public static func conv2d(_ x: QTensor, weight packed: PackedWeights, bias: [Int64]? = nil,
+                              stride: (Int, Int) = (1, 1), padding: (Int, Int) = (0, 0),
+                              maxAbsInput: Int64? = nil, path: ProductPath? = nil) -> AccTensor {
+        let weight = packed.weight
         precondition(x.rank == 4 && weight.rank == 4 && x.shape[1] == weight.shape[1],
                      "conv2d: input \(x.shape) ([N, C, H, W]) does not match weight \(weight.shape) ([M, C, kh, kw])")
         let g = ConvShape("conv2d", input: x.shape, kernel: (weight.shape[2], weight.shape[3]), stride: stride, padding: padding)
         let m = weight.shape[0], ck = g.c * g.kh * g.kw, hw = g.ho * g.wo
         if let bias { precondition(bias.count == m, "conv2d: bias has \(bias.count) values, weight \(weight.shape) has \(m) output channels") }
-        let chosen = choosePath("conv2d", x, weight, bias, maxAbsInput, path)
+        let (chosen, chunk) = choosePath("conv2d", x, packed, bias, maxAbsInput, path)
         let total = g.n * m * hw
+        if chosen == .int16 && ck > 0 && total > 0 {
+            let ready = packed.packed()
+            let out = [Int64](unsafeUninitializedCapacity: total) { buf, initialized in
+                x.values.withUnsafeBufferPointer { xp in
+                    withOptionalPointer(bias) { bp in
+                        IntegerKernels.int16Conv(xp.baseAddress!, g, weights: ready, chunk: chunk, bias: bp, out: buf.baseAddress!)
+                    }
+                }
+                initialized = total
+            }
+            return AccTensor(shape: [g.n, m, g.ho, g.wo], values: out)
+        }
         let out = [Int64](unsafeUninitializedCapacity: total) { buf, initialized in
             buf.initialize(repeating: 0)
             initialized = total
@@ -172,27 +265,43 @@ public enum IntegerOps {
         return AccTensor(shape: [g.n, m, g.ho, g.wo], values: biased)
     }
 
-    /// Checks the bound (given or measured) and the bias against 64 bits and picks the path.
-    static func choosePath(_ op: String, _ x: QTensor, _ weight: QTensor, _ bias: [Int64]?,
-                           _ maxAbsInput: Int64?, _ forced: ProductPath?) -> ProductPath {
-        var measured: UInt32 = 0
+    /// Checks the bound (given or measured) and the bias against 64 bits and picks the path,
+    /// with the Int16 chunk length when that path runs.
+    static func choosePath(_ op: String, _ x: QTensor, _ weight: PackedWeights, _ bias: [Int64]?,
+                           _ maxAbsInput: Int64?, _ forced: ProductPath?) -> (path: ProductPath, chunk: Int) {
+        var low = Int32.max, high = Int32.min
         x.values.withUnsafeBufferPointer { p in
-            for v in p { measured = max(measured, v.magnitude) }
+            for v in p {
+                low = min(low, v)
+                high = max(high, v)
+            }
         }
+        let measured = x.count == 0 ? 0 : max(Int64(high), -Int64(low))
         if let given = maxAbsInput {
-            precondition(Int64(measured) <= given, "\(op): input holds |x| = \(measured), above the given bound \(given)")
+            precondition(measured <= given, "\(op): input holds |x| = \(measured), above the given bound \(given)")
         }
-        let inputBound = maxAbsInput ?? Int64(measured)
+        let inputBound = maxAbsInput ?? measured
         let biasBound = bias?.map { $0.magnitude }.max() ?? 0
-        guard let bound = partialSumBound(weight: weight, maxAbsInput: inputBound),
+        guard let bound = weight.partialSumBound(maxAbsInput: inputBound),
               UInt64(bound) + biasBound <= UInt64(Int64.max) else {
-            preconditionFailure("\(op): sums of products with |x| ≤ \(inputBound), weight \(weight.shape) and the bias may exceed 64 bits")
+            preconditionFailure("\(op): sums of products with |x| ≤ \(inputBound), weight \(weight.weight.shape) and the bias may exceed 64 bits")
         }
-        let automatic: ProductPath = bound <= float32ExactLimit ? .float32 : .int64
-        guard let forced else { return automatic }
-        precondition(forced == .int64 || automatic == .float32,
-                     "\(op): the float32 path is not exact for partial sums up to \(bound) (limit 2^24)")
-        return forced
+        // The path follows the bound; the chunk may use this batch's actual range (same results).
+        let chunk = x.count == 0 ? weight.int16Chunk(maxAbsInput: inputBound)
+            : weight.int16Chunk(lo: Int64(low), hi: Int64(high), maxAbsInput: inputBound)
+        let chosen = forced ?? productPath(weight: weight, maxAbsInput: inputBound)
+        switch chosen {
+        case .int16:
+            guard let chunk else {
+                preconditionFailure("\(op): the int16 path is not exact for |x| ≤ \(inputBound) and weight \(weight.weight.shape) (see PackedWeights.int16Chunk)")
+            }
+            return (.int16, chunk)
+        case .float32:
+            precondition(bound <= float32ExactLimit, "\(op): the float32 path is not exact for partial sums up to \(bound) (limit 2^24)")
+        case .int64:
+            break
+        }
+        return (chosen, 0)
     }
 
     // MARK: - Pooling, residual add, arg-max
@@ -206,12 +315,20 @@ public enum IntegerOps {
         precondition(g.ph < g.kh && g.pw < g.kw, "maxPool2d: padding \(padding) must be smaller than the kernel \(kernel)")
         precondition(g.h > 0 && g.w > 0, "maxPool2d: empty image \(x.shape)")
         let planes = g.n * g.c, per = g.ho * g.wo
+        let halving = g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0  // the common case, vectorised
         let out = [Int32](unsafeUninitializedCapacity: planes * per) { buf, initialized in
             let po = buf.baseAddress
             x.values.withUnsafeBufferPointer { xp in
                 Parallel.forRange(planes, cost: per * g.kh * g.kw) { r in
                     for plane in r {
                         let src = xp.baseAddress! + plane * g.h * g.w, dst = po! + plane * per
+                        if halving {
+                            for i in 0..<g.ho {
+                                let top = src + 2 * i * g.w, bottom = top + g.w, d = dst + i * g.wo
+                                for j in 0..<g.wo { d[j] = max(max(top[2 * j], top[2 * j + 1]), max(bottom[2 * j], bottom[2 * j + 1])) }
+                            }
+                            continue
+                        }
                         for i in 0..<g.ho {
                             let y0 = i * g.sh - g.ph, ylo = max(y0, 0), yhi = min(y0 + g.kh, g.h)
                             for j in 0..<g.wo {
@@ -390,6 +507,12 @@ public enum OutputTruncation: Equatable, Sendable {
     }
 }
 
+/// `body` with the array's base address, or nil for a nil or empty array.
+func withOptionalPointer<R>(_ values: [Int64]?, _ body: (UnsafePointer<Int64>?) -> R) -> R {
+    guard let values else { return body(nil) }
+    return values.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
 /// −2^(b−1)…2^(b−1)−1 for 1 ≤ b ≤ 64.
 func signedRange(_ bits: Int) -> ClosedRange<Int64> {
     let top = Int64.max >> (64 - bits)
@@ -445,6 +568,22 @@ public struct MultiThreshold: Equatable, Sendable {
         let channels = channelCount(acc.shape)
         precondition(thresholds.count == 1 || thresholds.count == channels,
                      "MultiThreshold: \(thresholds.count) threshold lists for \(channels) channels of \(acc.shape)")
+        let length = thresholds[0].count
+        // Narrow lanes need lists of one length and codes ± length inside Int32 (every grid up to 31 bits).
+        if acc.count > 0, (1...32767).contains(length), thresholds.allSatisfy({ $0.count == length }),
+           grid.minInt - length - 1 >= Int(Int32.min), grid.maxInt + length + 1 <= Int(Int32.max) {
+            let inner = acc.rank >= 2 ? acc.shape.dropFirst(2).reduce(1, *) : 1
+            guard acc.rank >= 2 && inner == 1 else { return countRuns(acc) }
+            // [N, C]: the span of the whole tensor picks the lanes.
+            let (lo, hi) = acc.values.withUnsafeBufferPointer { IntegerKernels.extremes($0.baseAddress!, $0.count) }
+            let (span, overflow) = hi.subtractingReportingOverflow(lo)
+            if !overflow && span <= 65534 {
+                return countRows(acc, Int16.self, lo: lo, hi: hi, offset: lo &+ 32768, channels: channels)
+            }
+            if lo >= Int64(Int32.min) && hi < Int64(Int32.max) {
+                return countRows(acc, Int32.self, lo: lo, hi: hi, offset: 0, channels: channels)
+            }
+        }
         // All lists in one buffer, so the loops touch no Swift arrays.
         let flat = thresholds.flatMap { $0 }
         let starts = thresholds.reduce(into: [0]) { $0.append($0.last! + $1.count) }
@@ -470,6 +609,128 @@ public struct MultiThreshold: Equatable, Sendable {
     @inline(__always)
     func code(_ count: Int) -> Int32 {
         Int32(Swift.min(Swift.max(outBias + Int64(count), Int64(grid.minInt)), Int64(grid.maxInt)))
+    }
+
+    // Counting on narrow lanes, for equally long lists and accumulators all in lo…hi: each
+    // value v becomes v − offset in T, each threshold t becomes clamp(t, lo, hi + 1) − offset,
+    // which decides v ≥ t exactly as before for every v in lo…hi (a threshold below lo counts
+    // for all of them, one above hi for none). T and offset are picked so that these fit T:
+    // Int16 with offset lo + 2^15 when hi − lo ≤ 65534, else Int32 with offset 0 inside Int32.
+    // Blocks of up to 256 accumulators go through three plain loops (narrow, count 16 at a
+    // time in registers, clamp to codes), shapes the compiler reliably turns into vector code.
+
+    /// A threshold narrowed for accumulators in lo…hi.
+    @inline(__always)
+    static func narrow<T: FixedWidthInteger>(_ t: Int64, lo: Int64, hi: Int64, offset: Int64) -> T {
+        T(truncatingIfNeeded: t < lo ? lo &- offset : (t > hi ? (hi &- offset) &+ 1 : t &- offset))
+    }
+
+    /// clamp(outBias + count, min, max) for counts 0…length is clamp(base + count, min, max)
+    /// with outBias clamped to min − length − 1 … max + 1, which stays in Int32 (`apply` checks
+    /// the grid).
+    var codeBase: Int32 {
+        Int32(Swift.min(Swift.max(outBias, Int64(grid.minInt) - Int64(thresholds[0].count) - 1), Int64(grid.maxInt) + 1))
+    }
+
+    /// Counts n ≤ 256 narrowed values v against `thresholds(i)` (one T per lane, or the same
+    /// for all), then writes their codes.
+    @inline(__always)
+    func countBlock<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ v: UnsafeMutablePointer<T>, _ count: UnsafeMutablePointer<T>, _ n: Int,
+                                                                       into dst: UnsafeMutablePointer<Int32>, base: Int32,
+                                                                       _ threshold: (Int, Int) -> SIMD16<T>) {
+        let length = thresholds[0].count
+        for start in stride(from: 0, to: n, by: 16) {
+            let x = UnsafeRawPointer(v + start).loadUnaligned(as: SIMD16<T>.self)
+            var c = SIMD16<T>()
+            for i in 0..<length {
+                let t = threshold(i, start)
+                for e in 0..<16 { c[e] &+= x[e] >= t[e] ? 1 : 0 }
+            }
+            UnsafeMutableRawPointer(count + start).storeBytes(of: c, as: SIMD16<T>.self)
+        }
+        let gmin = Int32(grid.minInt), gmax = Int32(grid.maxInt)
+        for i in 0..<n { dst[i] = Swift.min(Swift.max(Int32(truncatingIfNeeded: count[i]) &+ base, gmin), gmax) }
+    }
+
+    /// [N, C] accumulators, all in lo…hi: per row, 16 channels at a time against the lists
+    /// transposed to [index][channel] (channels padded to 16).
+    func countRows<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ acc: AccTensor, _: T.Type, lo: Int64, hi: Int64, offset: Int64,
+                                                                      channels: Int) -> QTensor {
+        let length = thresholds[0].count, base = codeBase, padded = (channels + 15) / 16 * 16
+        let table: [T] = (0..<length).flatMap { i in
+            (0..<padded).map { c in c < channels ? MultiThreshold.narrow(thresholds[thresholds.count == 1 ? 0 : c][i], lo: lo, hi: hi, offset: offset) : 0 }
+        }
+        let out = [Int32](unsafeUninitializedCapacity: acc.count) { buf, initialized in
+            let dst = buf.baseAddress!
+            acc.values.withUnsafeBufferPointer { sp in
+                table.withUnsafeBufferPointer { tp in
+                    Parallel.forRange(acc.count / channels, cost: channels * length) { rows in
+                        let scratch = UnsafeMutablePointer<T>.allocate(capacity: 2 * 256)
+                        defer { scratch.deallocate() }
+                        for r in rows {
+                            for c0 in stride(from: 0, to: channels, by: 256) {
+                                let n = Swift.min(256, channels - c0), s = sp.baseAddress! + r * channels + c0
+                                for i in 0..<n { scratch[i] = T(truncatingIfNeeded: s[i] &- offset) }
+                                countBlock(scratch, scratch + 256, n, into: dst + r * channels + c0, base: base) { i, start in
+                                    UnsafeRawPointer(tp.baseAddress! + i * padded + c0 + start).loadUnaligned(as: SIMD16<T>.self)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            initialized = acc.count
+        }
+        return QTensor(shape: acc.shape, values: out)
+    }
+
+    /// Runs of one channel ([N, C, H, W] and the like), in blocks of up to 256 accumulators:
+    /// each block's own span picks its lanes (the block is read twice while it is in cache),
+    /// falling back to Int64 comparisons.
+    func countRuns(_ acc: AccTensor) -> QTensor {
+        let length = thresholds[0].count, base = codeBase, channels = channelCount(acc.shape)
+        let inner = acc.rank >= 2 ? acc.shape.dropFirst(2).reduce(1, *) : 1
+        let flat = thresholds.flatMap { $0 }
+        let out = [Int32](unsafeUninitializedCapacity: acc.count) { buf, initialized in
+            let dst = buf.baseAddress!
+            acc.values.withUnsafeBufferPointer { sp in
+                flat.withUnsafeBufferPointer { tp in
+                    Parallel.forRange(acc.count / inner, cost: inner * length) { runs in
+                        let short = UnsafeMutablePointer<Int16>.allocate(capacity: 2 * 256 + length)
+                        let wide = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * 256 + length)
+                        defer { short.deallocate(); wide.deallocate() }
+                        for run in runs {
+                            let t = tp.baseAddress! + (thresholds.count == 1 ? 0 : run % channels) * length
+                            for start in stride(from: run * inner, to: (run + 1) * inner, by: 256) {
+                                let n = Swift.min(256, (run + 1) * inner - start), src = sp.baseAddress! + start, d = dst + start
+                                let (lo, hi) = IntegerKernels.extremes(src, n)
+                                let (span, overflow) = hi.subtractingReportingOverflow(lo)
+                                if !overflow && span <= 65534 {
+                                    countRun(src, n, t, short, lo: lo, hi: hi, offset: lo &+ 32768, base: base, into: d)
+                                } else if lo >= Int64(Int32.min) && hi < Int64(Int32.max) {
+                                    countRun(src, n, t, wide, lo: lo, hi: hi, offset: 0, base: base, into: d)
+                                } else {
+                                    for i in 0..<n { d[i] = code(MultiThreshold.count(src[i], t, length)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            initialized = acc.count
+        }
+        return QTensor(shape: acc.shape, values: out)
+    }
+
+    /// n ≤ 256 accumulators in lo…hi against the list t, on T lanes (`scratch`: 512 + length values).
+    @inline(__always)
+    func countRun<T: FixedWidthInteger & SignedInteger & SIMDScalar>(_ src: UnsafePointer<Int64>, _ n: Int, _ t: UnsafePointer<Int64>,
+                                                                     _ scratch: UnsafeMutablePointer<T>, lo: Int64, hi: Int64, offset: Int64,
+                                                                     base: Int32, into dst: UnsafeMutablePointer<Int32>) {
+        let length = thresholds[0].count, v = scratch, narrowed = scratch + 2 * 256
+        for i in 0..<n { v[i] = T(truncatingIfNeeded: src[i] &- offset) }
+        for i in 0..<length { narrowed[i] = MultiThreshold.narrow(t[i], lo: lo, hi: hi, offset: offset) }
+        countBlock(v, v + 256, n, into: dst, base: base) { i, _ in SIMD16(repeating: narrowed[i]) }
     }
 
     /// The number of thresholds t[0..<n] (ascending) at or below `acc`.

@@ -1,9 +1,12 @@
+import QForgeAVX512
 import QForgeTensor
 
 /// The loops behind `IntegerOps.matmul` and `IntegerOps.conv2d`: one exact product
-/// C[m×n] = A[m×k] · B[k×n] of Int32 codes into Int64, computed either with float32 GEMM
-/// (when every partial sum is an integer of magnitude ≤ 2^24, hence exact in Float) or with
-/// Int64 multiply-adds. Both give the same integers; which one runs is a speed choice.
+/// C[m×n] = A[m×k] · B[k×n] of Int32 codes into Int64, computed with float32 GEMM (when every
+/// partial sum is an integer of magnitude ≤ 2^24, hence exact in Float), with Int64
+/// multiply-adds, or (`int16Matmul`, `int16Conv`) with the wrapping Int16 lanes of `Int16GEMM`
+/// when `PackedWeights.int16Chunk` proves them exact. All give the same integers; which one
+/// runs is a speed choice.
 enum IntegerKernels {
     /// C = A·B, all row-major; B is k×n, or n×k read transposed when `transB`. Rows of C
     /// are split over the cores when `parallel` and the work is large.
@@ -24,7 +27,7 @@ enum IntegerKernels {
                            c: cf, ldc: n, parallel: parallel)
             }
             for i in 0..<(m * n) { c[i] = Int64(cf[i]) }
-        case .int64:
+        case .int64, .int16:  // the Int16 path has its own entry points (`int16Matmul`, `int16Conv`)
             if transB {
                 // Int64 rows want B as k×n: transpose it once.
                 let bt = UnsafeMutablePointer<Int32>.allocate(capacity: k * n)
@@ -73,6 +76,48 @@ enum IntegerKernels {
         if parallel { Parallel.forRange(m, cost: n * k, body) } else { body(0..<m) }
     }
 
+    /// The smallest and largest of n ≥ 1 values, in blocks the compiler vectorises.
+    static func extremes(_ p: UnsafePointer<Int64>, _ n: Int) -> (Int64, Int64) {
+        var low = SIMD8<Int64>(repeating: p[0]), high = low
+        var i = 0
+        while i + 8 <= n {
+            for e in 0..<8 {  // a lane loop: vectorised, where pointwiseMin is not
+                low[e] = Swift.min(low[e], p[i + e])
+                high[e] = Swift.max(high[e], p[i + e])
+            }
+            i += 8
+        }
+        var lo = low.min(), hi = high.max()
+        while i < n {
+            lo = Swift.min(lo, p[i])
+            hi = Swift.max(hi, p[i])
+            i += 1
+        }
+        return (lo, hi)
+    }
+
+    /// n ≤ 16 accumulators minus `offset`, truncated to T (lanes past n are 0).
+    @inline(__always)
+    static func load16<T: FixedWidthInteger & SIMDScalar>(_ p: UnsafePointer<Int64>, _ n: Int, offset: Int64, as: T.Type) -> SIMD16<T> {
+        var v = SIMD16<T>()
+        if n == 16 {  // a constant trip count, which the compiler turns into vector code
+            for i in 0..<16 { v[i] = T(truncatingIfNeeded: p[i] &- offset) }
+        } else {
+            for i in 0..<n { v[i] = T(truncatingIfNeeded: p[i] &- offset) }
+        }
+        return v
+    }
+
+    /// Stores the first n ≤ 16 lanes.
+    @inline(__always)
+    static func store16(_ v: SIMD16<Int32>, _ p: UnsafeMutablePointer<Int32>, _ n: Int) {
+        if n == 16 {
+            UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Int32>.self)
+        } else {
+            for i in 0..<n { p[i] = v[i] }
+        }
+    }
+
     /// Row (ci, di, dj) of the column matrix [C·kh·kw, OH·OW] holds the input at
     /// (ci, i·sh+di−ph, j·sw+dj−pw) in column i·OW+j, and 0 where that lies in the padding.
     static func im2col(_ x: UnsafePointer<Int32>, _ cols: UnsafeMutablePointer<Int32>, _ g: ConvShape) {
@@ -95,6 +140,149 @@ enum IntegerKernels {
                     }
                 }
             }
+        }
+    }
+}
+
+// MARK: - The Int16 path
+
+extension IntegerKernels {
+    /// Products with at least this many multiply-adds are split over the cores on the Int16
+    /// path (below, starting the threads costs more than the work).
+    static let int16ParallelWork = 1 << 20
+
+    /// y[r, j] = Σ_k x[r, k] · w[j, k] + bias[j], x [n, k] codes, w the packed [m, k] weights,
+    /// y [n, m]; each core converts, multiplies and widens its own rows.
+    static func int16Matmul(_ x: UnsafePointer<Int32>, n: Int, weights: PackedWeights, chunk: Int,
+                            bias: UnsafePointer<Int64>?, out: UnsafeMutablePointer<Int64>) {
+        let m = weights.rows, k = weights.depth, pairs = weights.pairs, lda = 2 * pairs
+        let panels = weights.panelCount, ldc = panels * Int16GEMM.panelWidth, tile = Int16GEMM.tileRows
+        let blocks = (n + tile - 1) / tile
+        let parts = n * m * k >= int16ParallelWork ? min(Parallel.coreCount, blocks) : 1
+        weights.panels.withUnsafeBufferPointer { b in
+            Parallel.forEach(parts) { part in
+                let r0 = blocks * part / parts * tile, r1 = min(blocks * (part + 1) / parts * tile, n)
+                guard r0 < r1 else { return }
+                let rows = r1 - r0, padded = (rows + tile - 1) / tile * tile
+                let a = UnsafeMutablePointer<Int16>.allocate(capacity: padded * lda)
+                let c = UnsafeMutablePointer<Int32>.allocate(capacity: padded * ldc)
+                defer { a.deallocate(); c.deallocate() }
+                for r in 0..<rows {
+                    let src = x + (r0 + r) * k, dst = a + r * lda
+                    for p in 0..<k { dst[p] = Int16(truncatingIfNeeded: src[p]) }
+                    if lda > k { dst[k] = 0 }  // the odd k's partner
+                }
+                (a + rows * lda).initialize(repeating: 0, count: (padded - rows) * lda)  // padding rows
+                int16Product(a: a, lda: lda, rows: padded, b: b.baseAddress!, panels: panels, pairs: pairs, chunk: chunk, c: c, ldc: ldc)
+                for r in 0..<rows {
+                    let src = c + r * ldc, dst = out + (r0 + r) * m
+                    if let bias {
+                        for j in 0..<m { dst[j] = Int64(src[j]) &+ bias[j] }
+                    } else {
+                        for j in 0..<m { dst[j] = Int64(src[j]) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The convolution on the Int16 path: per group of samples, each sample becomes a
+    /// zero-bordered channel-last Int16 image, each output position one row of its inputs in
+    /// product order (kernel row, kernel column, channel: kh runs of kw·C values), and the rows
+    /// one product with the packed weights. Samples are spread over the cores.
+    static func int16Conv(_ x: UnsafePointer<Int32>, _ g: ConvShape, weights: PackedWeights, chunk: Int,
+                          bias: UnsafePointer<Int64>?, out: UnsafeMutablePointer<Int64>) {
+        let m = weights.rows, depth = weights.depth, pairs = weights.pairs, lda = 2 * pairs
+        let panels = weights.panelCount, ldc = panels * Int16GEMM.panelWidth, tile = Int16GEMM.tileRows
+        let hw = g.ho * g.wo, hp = g.h + 2 * g.ph, wp = g.w + 2 * g.pw, run = g.kw * g.c
+        let group = max(1, min(g.n, 240 / max(hw, 1)))  // about 240 rows per product
+        let maxRows = (group * hw + tile - 1) / tile * tile
+        let workers = g.n * m * hw * depth >= int16ParallelWork ? min(Parallel.coreCount, g.n) : 1
+        weights.panels.withUnsafeBufferPointer { b in
+            Parallel.forEach(workers) { wk in
+                // Runs are copied 8 values at a time and may spill up to 7 past their end: into
+                // the next run or row (written afterwards), or into the slack.
+                let slack = 8
+                let a = UnsafeMutablePointer<Int16>.allocate(capacity: maxRows * lda + slack)
+                let c = UnsafeMutablePointer<Int32>.allocate(capacity: maxRows * ldc)
+                let image = UnsafeMutablePointer<Int16>.allocate(capacity: hp * wp * g.c + slack)
+                defer { a.deallocate(); c.deallocate(); image.deallocate() }
+                a.initialize(repeating: 0, count: maxRows * lda + slack)
+                image.initialize(repeating: 0, count: hp * wp * g.c + slack)  // the border stays 0
+                var s = g.n * wk / workers
+                let end = g.n * (wk + 1) / workers
+                while s < end {
+                    let count = min(group, end - s), rows = count * hw
+                    for t in 0..<count {
+                        channelLast(x + (s + t) * g.c * g.h * g.w, g, into: image)
+                        for i in 0..<g.ho {
+                            for j in 0..<g.wo {
+                                let row = a + (t * hw + i * g.wo + j) * lda
+                                for di in 0..<g.kh {
+                                    copyRun(image + ((i * g.sh + di) * wp + j * g.sw) * g.c, row + di * run, run)
+                                }
+                                if lda > depth { row[depth] = 0 }
+                            }
+                        }
+                    }
+                    let padded = (rows + tile - 1) / tile * tile
+                    if padded > rows { (a + rows * lda).update(repeating: 0, count: (padded - rows) * lda) }
+                    int16Product(a: a, lda: lda, rows: padded, b: b.baseAddress!, panels: panels, pairs: pairs, chunk: chunk, c: c, ldc: ldc)
+                    for t in 0..<count {
+                        // c is [position, channel]; out wants [channel, position]: transpose in
+                        // blocks of 16 positions so the reads stay in a few cache lines.
+                        let src = c + t * hw * ldc, dst = out + (s + t) * m * hw
+                        for p0 in stride(from: 0, to: hw, by: 16) {
+                            let p1 = min(p0 + 16, hw)
+                            for oc in 0..<m {
+                                let add = bias?[oc] ?? 0, column = src + oc, line = dst + oc * hw
+                                for p in p0..<p1 { line[p] = Int64(column[p * ldc]) &+ add }
+                            }
+                        }
+                    }
+                    s += count
+                }
+            }
+        }
+    }
+
+    /// Sample [C, H, W] (Int32) into the interior of the zero-bordered [H + 2ph, W + 2pw, C] Int16 image.
+    @inline(__always)
+    static func channelLast(_ src: UnsafePointer<Int32>, _ g: ConvShape, into image: UnsafeMutablePointer<Int16>) {
+        let wp = g.w + 2 * g.pw
+        if g.c == 1 {
+            for y in 0..<g.h {
+                let line = src + y * g.w, dst = image + (y + g.ph) * wp + g.pw
+                for xx in 0..<g.w { dst[xx] = Int16(truncatingIfNeeded: line[xx]) }
+            }
+            return
+        }
+        for y in 0..<g.h {
+            for ci in 0..<g.c {
+                let line = src + (ci * g.h + y) * g.w, dst = image + ((y + g.ph) * wp + g.pw) * g.c + ci
+                for xx in 0..<g.w { dst[xx * g.c] = Int16(truncatingIfNeeded: line[xx]) }
+            }
+        }
+    }
+
+    /// Copies `count` Int16 in blocks of 8, writing and reading up to 7 past the end.
+    @inline(__always)
+    static func copyRun(_ from: UnsafePointer<Int16>, _ to: UnsafeMutablePointer<Int16>, _ count: Int) {
+        var e = 0
+        while e < count {
+            UnsafeMutableRawPointer(to + e).storeBytes(of: UnsafeRawPointer(from + e).loadUnaligned(as: SIMD8<Int16>.self), as: SIMD8<Int16>.self)
+            e += 8
+        }
+    }
+
+    /// The Int16 product on the instruction set `IntegerOps.int16Kernel` names.
+    static func int16Product(a: UnsafePointer<Int16>, lda: Int, rows: Int, b: UnsafePointer<Int16>, panels: Int,
+                             pairs: Int, chunk: Int, c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        switch IntegerOps.int16Kernel {
+        case .vector512:
+            Int16GEMM512.product(a: a, lda: lda, rows: rows, b: b, panels: panels, pairs: pairs, chunk: chunk, c: c, ldc: ldc)
+        case .vector256:
+            Int16GEMM.product(a: a, lda: lda, rows: rows, b: b, panels: panels, pairs: pairs, chunk: chunk, c: c, ldc: ldc)
         }
     }
 }

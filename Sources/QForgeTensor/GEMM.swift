@@ -40,7 +40,7 @@ public enum GEMM {
     public static var openBLASCoreType: String? { library?.coreType }
 
     /// CPU flags from /proc/cpuinfo (Linux), empty elsewhere.
-    static func cpuFlags() -> Set<String> {
+    public static func cpuFlags() -> Set<String> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return [] }
         for line in text.split(separator: "\n") where line.hasPrefix("flags") {
             if let colon = line.firstIndex(of: ":") {

@@ -1,8 +1,27 @@
 import QForgeInteger
+import QForgeTensor
 import XCTest
 
 /// Max pooling, residual add, arg-max, flatten, and the tensor type.
 final class ElementwiseTests: XCTestCase {
+    func testHalvingMaxPoolMatchesItsDefinition() {
+        // 2×2 windows with stride 2 (the vectorised case), odd sizes dropping the last row and column.
+        var rng = SeededRandom(seed: 37)
+        for (h, w) in [(2, 2), (5, 7), (14, 14), (3, 33)] {
+            let x = QTensor(shape: [2, 3, h, w], values: (0..<(6 * h * w)).map { _ in Int32.random(in: -1000...1000, using: &rng) })
+            var expected = [Int32]()
+            for plane in 0..<6 {
+                for i in 0..<(h / 2) {
+                    for j in 0..<(w / 2) {
+                        let at = { (y: Int, xx: Int) in x.values[(plane * h + y) * w + xx] }
+                        expected.append(max(at(2 * i, 2 * j), at(2 * i, 2 * j + 1), at(2 * i + 1, 2 * j), at(2 * i + 1, 2 * j + 1)))
+                    }
+                }
+            }
+            XCTAssertEqual(IntegerOps.maxPool2d(x, kernel: (2, 2)), QTensor(shape: [2, 3, h / 2, w / 2], values: expected), "\(h)×\(w)")
+        }
+    }
+
     func testMaxPoolWithoutPadding() {
         let x = QTensor(shape: [1, 2, 4, 4], values: [
             1, 2, -3, 4,

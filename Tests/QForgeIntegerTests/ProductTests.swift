@@ -46,9 +46,9 @@ final class ProductTests: XCTestCase {
                            AccTensor(shape: [2, 2], values: [9, -3, 8, -17]), "\(path)")
             XCTAssertEqual(IntegerOps.matmul(x, weight: w, path: path).values, [-1, 7, -2, -7], "\(path)")
         }
-        // max|x| = 6, widest weight row Σ|w| = 8: bound 48.
+        // max|x| = 6, widest weight row Σ|w| = 8: bound 48, well inside 16-bit lanes.
         XCTAssertEqual(IntegerOps.partialSumBound(weight: w, maxAbsInput: 6), 48)
-        XCTAssertEqual(IntegerOps.productPath(weight: w, maxAbsInput: 6), .float32)
+        XCTAssertEqual(IntegerOps.productPath(weight: w, maxAbsInput: 6), .int16)
     }
 
     func testBipolarProduct() {
@@ -100,9 +100,12 @@ final class ProductTests: XCTestCase {
                     expected.append(acc)
                 }
             }
-            // The largest range's bound (2^11 · 2^11 · 64 = 2^28) only allows Int64.
-            let paths: [IntegerOps.ProductPath] = IntegerOps.productPath(weight: w, maxAbsInput: Int64(range.upperBound) + 1) == .float32
-                ? [.float32, .int64] : [.int64]
+            // Every path the bound allows; the largest range's bound (2^11 · 2^11 · 64 = 2^28) only allows Int64.
+            let bound = Int64(range.upperBound) + 1
+            var paths: [IntegerOps.ProductPath] = [.int64]
+            if IntegerOps.partialSumBound(weight: w, maxAbsInput: bound)! <= IntegerOps.float32ExactLimit { paths.append(.float32) }
+            if PackedWeights(w).int16Chunk(maxAbsInput: bound) != nil { paths.append(.int16) }
+            XCTAssertEqual(paths.count, range.upperBound > 127 ? 1 : 3, "\(range)")
             for path in paths {
                 XCTAssertEqual(IntegerOps.matmul(x, weight: w, bias: bias, path: path).values, expected, "\(n)×\(k)×\(m) \(path)")
             }

@@ -46,6 +46,42 @@ final class RequantTests: XCTestCase {
         XCTAssertEqual(shared.apply(AccTensor(shape: [1, 3, 2], values: [-5, 0, 9, 10, 11, 0])).values, [0, 1, 1, 2, 2, 1])
     }
 
+    func testNarrowLaneCountingMatchesTheDefinition() {
+        // Tensors are counted on Int16 lanes when their accumulators span at most 65534, on
+        // Int32 lanes inside Int32, else on Int64; thresholds outside the span are clamped.
+        // Each case against the per-value definition, as [N, C] rows and as [N, C, H, W] runs.
+        var rng = SeededRandom(seed: 31)
+        let spans: [(Int64, Int64)] = [
+            (-32767, 32767), (-32767, 32768), (0, 65534), (0, 65535), (Int64(Int32.min), Int64(Int32.max) - 1),
+            (Int64(Int32.min), Int64(Int32.max)), (Int64.min, Int64.min + 100), (Int64.max - 65534, Int64.max), (-5, -5),
+        ]
+        for (lo, hi) in spans {
+            let mid = lo / 2 + hi / 2
+            let edges: [Int64] = [Int64.min, lo &- 1, lo, lo &+ 1, mid, hi &- 1, hi, hi &+ 1, Int64.max]
+            for (channels, inner) in [(3, 1), (2, 5), (1, 300)] {
+                let count = 4 * channels * inner
+                var values = (0..<count).map { _ in Int64.random(in: lo...hi, using: &rng) }
+                values[0] = lo
+                values[count - 1] = hi
+                for (i, v) in edges.enumerated() where i + 1 < count && (lo...hi).contains(v) { values[i + 1] = v }
+                let lists = (0..<channels).map { _ in
+                    (Array(edges.shuffled(using: &rng).prefix(3)) + (0..<4).map { _ in Int64.random(in: lo...hi, using: &rng) }).sorted()
+                }
+                let shape = inner == 1 ? [4, channels] : [4, channels, 1, inner]
+                let acc = AccTensor(shape: shape, values: values)
+                for t in [MultiThreshold(thresholds: lists, grid: grid(3, signed: false)),
+                          MultiThreshold(thresholds: [lists[0]], outBias: -4, grid: grid(3)),
+                          MultiThreshold(thresholds: lists, outBias: Int64(Int32.min) - 3, grid: grid(32))] {
+                    let expected = values.enumerated().map { i, v in t.apply(v, channel: (i / inner) % channels) }
+                    XCTAssertEqual(t.apply(acc).values, expected, "\(lo)...\(hi) shape \(shape)")
+                }
+            }
+        }
+        // Lists of different lengths keep the Int64 loops.
+        let uneven = MultiThreshold(thresholds: [[0, 5], [1]], grid: grid(2, signed: false))
+        XCTAssertEqual(uneven.apply(AccTensor(shape: [2, 2], values: [5, 1, 4, 0])).values, [2, 1, 1, 0])
+    }
+
     func testEmptyThresholdListsAndClampingToTheGrid() {
         // No thresholds: every output is the bias.
         XCTAssertEqual(MultiThreshold(thresholds: [[]], grid: grid(4)).apply(AccTensor(shape: [1, 2], values: [-1000, 1000])).values, [-8, -8])

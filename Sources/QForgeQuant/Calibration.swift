@@ -54,10 +54,11 @@ public func calibrate(_ model: inout Model, batches: [Tensor], options: Calibrat
 
     // Weights first: their scales do not depend on data.
     for (i, layer) in layers.enumerated() {
-        guard let (weight, q, rebuild) = weightQuantized(layer) else { continue }
+        guard let l = layer as? any WeightQuantizedLayer else { continue }
+        let q = l.weightQuantizer, weight = l.weight.value
         if options.method == .mse {
             let fixed = mseWeightScale(weight, q.settings)
-            layers[i] = rebuild(Quantizer(withSource: q.settings, .fixed, fixedScale: fixed))
+            layers[i] = l.replacingWeightQuantizer(Quantizer(withSource: q.settings, .fixed, fixedScale: fixed))
             report.scales.append(("layers.\(i).weight_quant", fixed.scalars))
         } else {
             report.scales.append(("layers.\(i).weight_quant", q.scaleValues(for: weight)))
@@ -91,15 +92,6 @@ public func calibrate(_ model: inout Model, batches: [Tensor], options: Calibrat
     }
     model.network = Sequential(layers)
     return report
-}
-
-/// A weight-quantized layer's float weight, its quantizer, and a way to rebuild it with another.
-private func weightQuantized(_ layer: any Layer) -> (Tensor, Quantizer, (Quantizer) -> any Layer)? {
-    switch layer {
-    case let d as QuantDense: return (d.dense.weight.value, d.weightQuantizer, { QuantDense(d.dense, quantizer: $0) })
-    case let c as QuantConv2d: return (c.conv.weight.value, c.weightQuantizer, { QuantConv2d(c.conv, quantizer: $0) })
-    default: return nil
-    }
 }
 
 extension Quantizer {
@@ -227,15 +219,9 @@ private func correctBiases(_ layers: inout [any Layer], batches: [Tensor], repor
     var inputs = batches
     for i in layers.indices {
         let layer = layers[i]
-        let floatLayer: (any Layer)?, bias: Parameter?
-        switch layer {
-        case let d as QuantDense: floatLayer = d.dense; bias = d.dense.bias
-        case let c as QuantConv2d: floatLayer = c.conv; bias = c.conv.bias
-        default: floatLayer = nil; bias = nil
-        }
-        if let floatLayer {
-            let error = meanOutputError(floatLayer, layer, inputs)
-            if let bias {
+        if let l = layer as? any WeightQuantizedLayer {
+            let error = meanOutputError(l.floatLayer, layer, inputs)
+            if let bias = l.bias {
                 bias.assign(Tensor(shape: bias.value.shape, scalars: zip(bias.value.scalars, error).map { $0 + Float($1) }))
                 report.biasCorrected.append("layers.\(i)")
             } else if i + 1 < layers.count, let bn = layers[i + 1] as? BatchNorm, bn.features == error.count {

@@ -46,9 +46,35 @@ public final class BiasQuantizer {
     }
 }
 
+/// Dense or Conv2d with fake-quantized weights and a float or quantized bias.
+public protocol WeightQuantizedLayer: QuantizedLayer {
+    /// The float layer whose parameters this layer quantizes (shared with it).
+    var floatLayer: any Layer { get }
+    var weight: Parameter { get }
+    var bias: Parameter? { get }
+    var weightQuantizer: Quantizer { get }
+    var biasQuantizer: BiasQuantizer? { get }
+    /// The same layer with another weight quantizer; the bias quantizer is kept.
+    func replacingWeightQuantizer(_ quantizer: Quantizer) -> Self
+}
+
+extension WeightQuantizedLayer {
+    public var quantizers: [(String, Quantizer)] { [("weight_quant", weightQuantizer)] }
+    public var namedParameters: [(String, Parameter)] { floatLayer.namedParameters + quantizerParameters() }
+    public func outputShape(for input: [Int]) throws -> [Int] { try floatLayer.outputShape(for: input) }
+
+    /// The weight and bias the forward pass uses: fake-quantized weight; the bias float, or
+    /// fake-quantized at input scale × weight scale.
+    func quantizedWeightAndBias() -> (weight: Tensor, bias: Tensor?) {
+        let w = weight.value
+        guard let b = bias?.value else { return (weightQuantizer(w), nil) }
+        return (weightQuantizer(w), biasQuantizer.map { $0(b, weightScale: weightQuantizer.scaleValues(for: w)) } ?? b)
+    }
+}
+
 /// Dense with fake-quantized weights; the bias stays float (Brevitas's default) or is quantized
 /// at the accumulator's scale (`biasQuantizer`).
-public struct QuantDense: QuantizedLayer {
+public struct QuantDense: WeightQuantizedLayer {
     public let dense: Dense
     public let weightQuantizer: Quantizer
     public let biasQuantizer: BiasQuantizer?
@@ -64,20 +90,19 @@ public struct QuantDense: QuantizedLayer {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let w = dense.weight.value
-        var b = dense.bias?.value
-        if let bq = biasQuantizer, let bias = b { b = bq(bias, weightScale: weightQuantizer.scaleValues(for: w)) }
-        return Tensor.linear(x.rank == 2 ? x : x.flattened(), weight: weightQuantizer(w), bias: b)
+        let (w, b) = quantizedWeightAndBias()
+        return Tensor.linear(x.rank == 2 ? x : x.flattened(), weight: w, bias: b)
     }
 
-    public var quantizers: [(String, Quantizer)] { [("weight_quant", weightQuantizer)] }
-    public var namedParameters: [(String, Parameter)] { dense.namedParameters + quantizerParameters() }
-    public func outputShape(for input: [Int]) throws -> [Int] { try dense.outputShape(for: input) }
+    public var floatLayer: any Layer { dense }
+    public var weight: Parameter { dense.weight }
+    public var bias: Parameter? { dense.bias }
+    public func replacingWeightQuantizer(_ quantizer: Quantizer) -> QuantDense { QuantDense(dense, quantizer: quantizer, bias: biasQuantizer) }
 }
 
 /// Conv2d with fake-quantized weights (per tensor or per output channel) and a float or
 /// quantized bias.
-public struct QuantConv2d: QuantizedLayer {
+public struct QuantConv2d: WeightQuantizedLayer {
     public let conv: Conv2d
     public let weightQuantizer: Quantizer
     public let biasQuantizer: BiasQuantizer?
@@ -93,16 +118,14 @@ public struct QuantConv2d: QuantizedLayer {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        let w = conv.weight.value
-        var b = conv.bias?.value
-        if let bq = biasQuantizer, let bias = b { b = bq(bias, weightScale: weightQuantizer.scaleValues(for: w)) }
-        return Tensor.conv2d(x, weight: weightQuantizer(w), bias: b,
-                             stride: (conv.stride, conv.stride), padding: (conv.padding, conv.padding))
+        let (w, b) = quantizedWeightAndBias()
+        return Tensor.conv2d(x, weight: w, bias: b, stride: (conv.stride, conv.stride), padding: (conv.padding, conv.padding))
     }
 
-    public var quantizers: [(String, Quantizer)] { [("weight_quant", weightQuantizer)] }
-    public var namedParameters: [(String, Parameter)] { conv.namedParameters + quantizerParameters() }
-    public func outputShape(for input: [Int]) throws -> [Int] { try conv.outputShape(for: input) }
+    public var floatLayer: any Layer { conv }
+    public var weight: Parameter { conv.weight }
+    public var bias: Parameter? { conv.bias }
+    public func replacingWeightQuantizer(_ quantizer: Quantizer) -> QuantConv2d { QuantConv2d(conv, quantizer: quantizer, bias: biasQuantizer) }
 }
 
 /// Quantizes its input (the network's input quantizer, or an activation without ReLU).

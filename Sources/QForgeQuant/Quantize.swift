@@ -105,11 +105,8 @@ func linkBiasQuantizers(_ layers: [any Layer]) throws {
         case let q as QuantIdentity: current = q.quantizer
         case let q as QuantReLU: current = q.quantizer
         case is MaxPool2d, is Flatten, is Dropout: break
-        case let d as QuantDense:
-            try link(d.biasQuantizer, current, i)
-            current = nil
-        case let c as QuantConv2d:
-            try link(c.biasQuantizer, current, i)
+        case let l as any WeightQuantizedLayer:
+            try link(l.biasQuantizer, current, i)
             current = nil
         default: current = nil
         }

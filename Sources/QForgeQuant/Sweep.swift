@@ -48,8 +48,9 @@ public func sweepBits(_ float: Model, widths: [WidthPair], method: SweepMethod, 
     try widths.map { pair in
         // Fresh parameters per point: QAT must not continue from the previous point's weights.
         let start = try float.copy()
-        let policy = QuantPolicy.uniform(weightBits: pair.weights, activationBits: pair.activations,
+        var policy = QuantPolicy.uniform(weightBits: pair.weights, activationBits: pair.activations,
                                          perChannel: perChannel, powerOfTwo: powerOfTwo)
+        if case .ptq = method { policy.meanScaleUpTo = 0 }  // PTQ takes its weight scales from the calibration method
         var q = try quantize(start, policy: policy)
         var speed: Double?
         switch method {
@@ -58,18 +59,10 @@ public func sweepBits(_ float: Model, widths: [WidthPair], method: SweepMethod, 
                                            progress: progress.map { p in { p(pair, $0) } })
             speed = result.samplesPerSecond
         case let .ptq(options, batches):
-            var ptqPolicy = policy
-            ptqPolicy.meanScaleUpTo = 0
-            q = try quantize(start, policy: ptqPolicy)
             _ = try calibrate(&q, batches: batches, options: options)
         }
-        let weightBits = q.network.layers.reduce(0) { total, layer in
-            switch layer {
-            case let d as QuantDense: return total + d.dense.weight.value.count * d.weightQuantizer.settings.bitWidth
-            case let c as QuantConv2d: return total + c.conv.weight.value.count * c.weightQuantizer.settings.bitWidth
-            default: return total
-            }
-        }
+        let weightBits = q.network.layers.compactMap { $0 as? any WeightQuantizedLayer }
+            .reduce(0) { $0 + $1.weight.value.count * $1.weightQuantizer.settings.bitWidth }
         return SweepRow(widths: pair, evaluation: try q.evaluate(test), weightBits: weightBits, samplesPerSecond: speed)
     }
 }

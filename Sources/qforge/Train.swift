@@ -116,8 +116,7 @@ func reportTraining(_ m: Model, _ result: TrainingResult, test: Dataset, path: S
 /// Each nested-weight layer's window (path, lowest magnitude bit).
 func nestedWindows(_ m: Model) -> [(String, Int)] {
     m.network.layers.enumerated().compactMap { i, l in
-        let q: Quantizer? = (l as? QuantDense)?.weightQuantizer ?? (l as? QuantConv2d)?.weightQuantizer
-        guard let q, q.settings.nested != nil, let k = q.nestedShift else { return nil }
+        guard let q = (l as? any WeightQuantizedLayer)?.weightQuantizer, q.settings.nested != nil, let k = q.nestedShift else { return nil }
         return ("layers.\(i)", k)
     }
 }

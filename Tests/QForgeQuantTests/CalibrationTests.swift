@@ -88,6 +88,14 @@ final class CalibrationTests: XCTestCase {
             let m = (0..<3).map { abs(w.scalars[c * 3 + $0]) }.max()!
             XCTAssertLessThanOrEqual(dense.weightQuantizer.fixedScale!.scalars[c], m / 3 * 1.0001)
         }
+        // A quantized bias survives the swap to fixed weight scales, still linked to its input.
+        var withBias = QuantPolicy.uniform(weightBits: 3, activationBits: 4, perChannel: true)
+        withBias.biasBits = 32
+        var qb = try quantize(float, policy: withBias)
+        _ = try calibrate(&qb, batches: batches, options: CalibrationOptions(method: .mse))
+        let denseB = qb.network.layers[1] as! QuantDense
+        XCTAssertEqual(denseB.weightQuantizer.settings.source, .fixed)
+        XCTAssertTrue(denseB.biasQuantizer?.input === (qb.network.layers[0] as! QuantIdentity).quantizer)
         let dir = try TemporaryDirectory()
         try q.save(to: dir.file("ptq.safetensors"))
         let back = try Model.loadAny(from: dir.file("ptq.safetensors"))

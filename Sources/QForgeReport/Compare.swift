@@ -98,9 +98,13 @@ public func compare(_ model: Model, integer: IntegerModel, on data: Dataset, bat
             let acc = layer.accumulate(codes)
             if let out = layer.output {
                 let next = layer.requantize(acc)
-                let reference = layer.referenceCodes(layer.accumulate(codes, capped: false))
-                let local = layer.accumulate(floatChainCodes)
-                let localNext = layer.requantize(local)
+                // Products are the cost here: reuse `acc` where the exact or the Float32 chain's
+                // input gives the same accumulators.
+                let uncapped = layer.accumulatorCap == nil && layer.droppedBits == 0
+                let reference = layer.referenceCodes(uncapped ? acc : layer.accumulate(codes, capped: false))
+                let sameInput = floatChainCodes == codes
+                let local = sameInput ? acc : layer.accumulate(floatChainCodes)
+                let localNext = sameInput ? next : layer.requantize(local)
                 let channels = acc.shape[1], per = acc.count / Swift.max(n * channels, 1)
                 var fakeCodes = [Int32](repeating: 0, count: next.count)
                 for i in 0..<next.count {

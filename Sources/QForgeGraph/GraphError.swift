@@ -9,7 +9,7 @@ import Foundation
 ///
 ///     model.safetensors: corrupt safetensors: header length 1234567 exceeds file size 2048
 ///     model.safetensors: tensor 'layers.0.weight' has shape [256, 784] but data_offsets cover 4 bytes (F32 needs 802816)
-///     quantizer 'layers.0.weight': bit width 17 is outside 1…16
+///     quantizer 'layers.0.weight': bit width 33 is outside 1…32
 ///
 /// Tests and callers match on `kind`; `file` and `context` say where it happened.
 public struct GraphError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -140,7 +140,7 @@ public struct GraphError: Error, CustomStringConvertible, Equatable, Sendable {
         case quantizerTargetUnknown(String)
 
         // MARK: Quantizer
-        /// Bit width outside 1…16.
+        /// Bit width outside 1…32.
         case bitWidthOutOfRange(Int)
         /// A scale that is not finite and positive.
         case invalidScale(index: Int, value: Float)
@@ -253,7 +253,7 @@ public struct GraphError: Error, CustomStringConvertible, Equatable, Sendable {
             case .quantizerTargetUnknown(let name):
                 return "quantizer \(q(name)) names no graph input, initializer or node output"
             case .bitWidthOutOfRange(let bits):
-                return "bit width \(bits) is outside 1…16"
+                return "bit width \(bits) is outside 1…32"
             case .invalidScale(let index, let value):
                 return "scale[\(index)] = \(value) must be finite and greater than 0"
             case .scaleZeroPointMismatch(let scales, let zeroPoints):

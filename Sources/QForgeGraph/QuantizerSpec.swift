@@ -33,7 +33,7 @@ public struct QuantizerSpec: Codable, Equatable, Sendable {
     }
 
     public var kind: Kind
-    /// Bits per code, 1…16.
+    /// Bits per code, 1…32 (weights up to 16, int32 activations up to 32).
     public var bitWidth: Int
     /// Whether codes are signed (ignored by `.bipolar`; `.signMagnitude` requires it).
     public var signed: Bool
@@ -93,11 +93,11 @@ public struct QuantizerSpec: Codable, Equatable, Sendable {
     /// True when `scale` has one value per channel rather than one for the tensor.
     public var isPerChannel: Bool { scale.count > 1 || axis != nil }
 
-    /// Checks the spec is usable: bit width 1…16, scales finite and > 0, zero points finite
+    /// Checks the spec is usable: bit width 1…32, scales finite and > 0, zero points finite
     /// and either one or one per scale, per-channel scales with a non-negative axis, a code
     /// range of at least two values, the kind's own constraints, and `scaleIsPowerOfTwo`.
     public func validate() throws {
-        guard (1...16).contains(bitWidth) else { throw GraphError(.bitWidthOutOfRange(bitWidth)) }
+        guard (1...32).contains(bitWidth) else { throw GraphError(.bitWidthOutOfRange(bitWidth)) }
         guard !scale.isEmpty else { throw GraphError(.invalidQuantizer(problem: "scale is empty")) }
         for (i, s) in scale.enumerated() where !(s.isFinite && s > 0) {
             throw GraphError(.invalidScale(index: i, value: s))

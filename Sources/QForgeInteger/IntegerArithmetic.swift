@@ -24,8 +24,8 @@ import QForgeTensor
 /// | keepMSBs(n), 1 ≤ n ≤ w | v >>> (w−n) |
 /// | keepLSBs(n), 1 ≤ n ≤ 64 | clamp(v, −2^(n−1), 2^(n−1)−1) (saturating) |
 /// | `MultiThreshold` T[c] ascending, outBias β | clamp(β + #{i : acc ≥ T[c][i]}, G.min, G.max) |
-/// | `MultiplyShift` multiplier m[c] (Int32), shift s[c] ∈ 0…62, offset z[c] | clamp(R(acc·m/2^s + z), G.min, G.max) |
-/// | `MultiplyShift.shifting` (m = 1), s ∈ −62…62 | s ≥ 0: as above; s < 0: clamp(acc·2^(−s) + z, G.min, G.max) |
+/// | `MultiplyShift` multiplier m[c] (Int32), shift s[c] ∈ 0…62, offset z[c], lowest code L (default G.min) | clamp(R(acc·m/2^s + z), max(G.min, L), G.max) |
+/// | `MultiplyShift.shifting` (m = 1), s ∈ −62…62 | s ≥ 0: as above; s < 0: clamp(acc·2^(−s) + z, max(G.min, L), G.max) |
 /// | `LookupTable` lo, table t[0…L−1], hi = lo+L−1 | t[clamp(v, lo, hi) − lo] (inputs outside lo…hi take the end entries) |
 /// | `maxPool2d` kernel, stride, padding p < kernel | max over the window's inputs; padding is −∞ (never chosen); output size as conv2d |
 /// | `argmax` along the last axis | the lowest index holding the maximum |
@@ -542,6 +542,9 @@ func channelCount(_ shape: [Int]) -> Int {
 /// output clamp(outBias + #{i : acc ≥ T[c][i]}, grid.minInt, grid.maxInt). An empty list
 /// gives outBias; a single list applies to every channel.
 public struct MultiThreshold: Equatable, Sendable {
+    /// The most levels (thresholds per channel) streamlining builds: 16-bit output grids.
+    public static let maxLevels = (1 << 16) - 1
+
     public let thresholds: [[Int64]]
     public let outBias: Int64
     public let grid: IntQuantGrid
@@ -762,8 +765,11 @@ public struct MultiplyShift: Equatable, Sendable {
     /// Added before rounding, in output codes (a zero point).
     public let offsets: [Int64]
     public let grid: IntQuantGrid
+    /// A lowest code above the grid's: the code of 0 when a ReLU comes before the output
+    /// quantizer and the grid reaches below it (signed 32-bit activations, zero points).
+    public let lowest: Int64?
 
-    public init(multipliers: [Int32], shifts: [Int], offsets: [Int64] = [0], grid: IntQuantGrid) {
+    public init(multipliers: [Int32], shifts: [Int], offsets: [Int64] = [0], grid: IntQuantGrid, lowest: Int64? = nil) {
         let lengths = Set([multipliers.count, shifts.count, offsets.count].filter { $0 != 1 })
         precondition(!multipliers.isEmpty && !shifts.isEmpty && !offsets.isEmpty && lengths.count <= 1,
                      "MultiplyShift: \(multipliers.count) multipliers, \(shifts.count) shifts, \(offsets.count) offsets (each 1 or one per channel)")
@@ -776,12 +782,16 @@ public struct MultiplyShift: Equatable, Sendable {
         self.shifts = shifts
         self.offsets = offsets
         self.grid = grid
+        self.lowest = lowest
     }
+
+    /// The clamp bounds: max(G.min, L) … G.max.
+    var bounds: (lo: Int64, hi: Int64) { (Swift.max(Int64(grid.minInt), lowest ?? Int64.min), Int64(grid.maxInt)) }
 
     /// Shift-only requantization (multiplier 1): shift s > 0 divides by 2^s and rounds, s < 0
     /// multiplies by 2^(−s) exactly.
-    public static func shifting(by shifts: [Int], offsets: [Int64] = [0], grid: IntQuantGrid) -> MultiplyShift {
-        MultiplyShift(multipliers: [1], shifts: shifts, offsets: offsets, grid: grid)
+    public static func shifting(by shifts: [Int], offsets: [Int64] = [0], grid: IntQuantGrid, lowest: Int64? = nil) -> MultiplyShift {
+        MultiplyShift(multipliers: [1], shifts: shifts, offsets: offsets, grid: grid, lowest: lowest)
     }
 
     /// The (m, s) with m/2^s closest to a positive `factor` at `bits` bits of precision:
@@ -808,7 +818,7 @@ public struct MultiplyShift: Equatable, Sendable {
     public func apply(_ acc: Int64, channel: Int) -> Int32 {
         let (multiplier, shift, offset) = parameters(channel)
         return Int32(MultiplyShift.rescale(acc, multiplier: multiplier, shift: shift, offset: offset, mode: grid.rounding,
-                                           lo: Int64(grid.minInt), hi: Int64(grid.maxInt)))
+                                           lo: bounds.lo, hi: bounds.hi))
     }
 
     public func apply(_ acc: AccTensor) -> QTensor {
@@ -817,7 +827,7 @@ public struct MultiplyShift: Equatable, Sendable {
             precondition(n == 1 || n == channels, "MultiplyShift: \(n) parameters for \(channels) channels of \(acc.shape)")
         }
         let perChannel = (0..<max(multipliers.count, shifts.count, offsets.count)).map(parameters)
-        let mode = grid.rounding, lo = Int64(grid.minInt), hi = Int64(grid.maxInt)
+        let mode = grid.rounding, (lo, hi) = bounds
         return mapChannelRuns(acc) { c, src, dst, n in
             let (multiplier, shift, offset) = perChannel[perChannel.count == 1 ? 0 : c]
             for i in 0..<n {

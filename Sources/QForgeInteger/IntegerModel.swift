@@ -44,8 +44,9 @@ public enum EpilogueOp: Equatable, Sendable {
         }
     }
 
+    /// The op on one value of channel c, in Double.
     @inline(__always)
-    func apply(_ y: Double, _ c: Int) -> Double {
+    public func apply(_ y: Double, _ c: Int) -> Double {
         switch self {
         case .scale(let f): return y * f[f.count == 1 ? 0 : c]
         case .bias(let b): return y + b[b.count == 1 ? 0 : c]
@@ -74,6 +75,41 @@ public enum Requantization: Equatable, Sendable {
         case .multiplyShift(let m): return m.multipliers.allSatisfy { $0 == 1 } ? "shift" : "multiplier+shift"
         case .output: return "output"
         }
+    }
+}
+
+/// A lookup-table activation (seed 003): the layer requantizes to the grid of the quantizer in
+/// front of a sigmoid or tanh, and a table maps each of those codes to the code of the
+/// function's value on the output grid. Exact by construction: the table is the Double
+/// reference itself, one entry per input code.
+public struct CodeLookup: Equatable, Sendable {
+    /// The largest table (16-bit input codes).
+    public static let maxEntries = 1 << 16
+    /// The grid the requantization produces (the activation's input quantizer).
+    public var input: CodeGrid
+    /// `.sigmoid` or `.tanh`.
+    public var function: EpilogueOp
+    /// Input code − input.grid.minInt ↦ output code.
+    public var table: LookupTable
+
+    /// The table of `function` from `input` to `output`: q ↦ clamp(R(f((q − z)·s) / s′ + z′)).
+    public init(input: CodeGrid, function: EpilogueOp, output: CodeGrid) {
+        self.input = input
+        self.function = function
+        table = LookupTable(inputs: Int64(input.grid.minInt)...Int64(input.grid.maxInt)) { q in
+            CodeLookup.code(function.apply(input.value(Int32(q)), 0), on: output)
+        }
+    }
+
+    public init(input: CodeGrid, function: EpilogueOp, table: LookupTable) {
+        self.input = input; self.function = function; self.table = table
+    }
+
+    /// The code of a real value on a grid: clamp(R(v / s + z)) in Double.
+    @inline(__always)
+    static func code(_ v: Double, on grid: CodeGrid) -> Int32 {
+        let r = grid.grid.rounding.apply(v / grid.scale + Double(grid.zeroPoint))
+        return Int32(Swift.min(Swift.max(r, Double(grid.grid.minInt)), Double(grid.grid.maxInt)))
     }
 }
 
@@ -115,6 +151,11 @@ public struct IntegerLayer: Equatable, Sendable {
     public var output: CodeGrid?
     /// The grid and scale of the codes this layer reads.
     public var input: CodeGrid
+    /// A lookup-table activation after the requantization (nil: none).
+    public var lookup: CodeLookup? = nil
+
+    /// The grid the requantization targets: the lookup table's input grid, else the output's.
+    public var requantizedGrid: CodeGrid? { lookup?.input ?? output }
 }
 
 /// A streamlined, integer-only model: the specification of every number the hardware computes.
@@ -132,7 +173,6 @@ public struct IntegerModel: Equatable, Sendable {
     public var inputScale: Float
     public var layers: [IntegerLayer]
 
-    /// Float inputs [N, …] → input codes.
     /// Float inputs [N, …] → input codes: clamp(R(x / s + z)) in Float32, exactly as the
     /// fake-quantized model's input quantizer (`Tensor.fakeQuantized`) computes them (NaN
     /// becomes the lowest code).
@@ -144,6 +184,14 @@ public struct IntegerModel: Equatable, Sendable {
             Parallel.forRange(n, cost: 4) { r in
                 // clamp(v) with NaN → lo (no trap on bad data); one loop per mode, so each vectorises.
                 @inline(__always) func clamp(_ v: Float) -> Int32 { Int32(v >= lo ? (v <= hi ? v : hi) : lo) }
+                if hi > 16_777_216 {  // wide grids: 2^31 − 1 has no Float32, clamp the rounded value as Int64
+                    let top = Int64(inputQuantizer.grid.maxInt)
+                    for i in r {
+                        let v = mode.apply(px[i] / s + z)
+                        po[i] = v >= lo ? Int32(Swift.min(Int64(Swift.min(v, hi)), top)) : Int32(lo)
+                    }
+                    return
+                }
                 switch mode {
                 case .round: for i in r { po[i] = clamp((px[i] / s + z).rounded(.toNearestOrEven)) }
                 case .floor: for i in r { po[i] = clamp((px[i] / s + z).rounded(.down)) }
@@ -209,16 +257,22 @@ extension IntegerLayer {
         return acc
     }
 
-    /// Accumulators → the next layer's codes (thresholds, or rounded bias then multiplier and shift).
+    /// Accumulators → the next layer's codes (thresholds, or rounded bias then multiplier and
+    /// shift; then the lookup table if any).
     public func requantize(_ acc: AccTensor) -> QTensor {
+        let codes: QTensor
         switch requantization {
-        case .thresholds(let t): return t.apply(acc)
+        case .thresholds(let t): codes = t.apply(acc)
         case .multiplyShift(let m):
-            guard let b = roundedBias else { return m.apply(acc) }
-            let per = acc.count / Swift.max(acc.shape[0] * b.count, 1)
-            return m.apply(AccTensor(shape: acc.shape, values: acc.values.enumerated().map { i, a in a + b[(i / per) % b.count] }))
+            if let b = roundedBias {
+                let per = acc.count / Swift.max(acc.shape[0] * b.count, 1)
+                codes = m.apply(AccTensor(shape: acc.shape, values: acc.values.enumerated().map { i, a in a + b[(i / per) % b.count] }))
+            } else {
+                codes = m.apply(acc)
+            }
         case .output: preconditionFailure("IntegerLayer \(name): an output layer has no requantization")
         }
+        return lookup.map { $0.table.apply(codes) } ?? codes
     }
 
     /// The epilogue in Double for one accumulator of channel c (undoing the flip).
@@ -229,13 +283,19 @@ extension IntegerLayer {
         return y
     }
 
-    /// The reference code of one accumulator: clamp(R(epilogue / scale + zero point)) in Double.
+    /// The reference code of one accumulator: clamp(R(epilogue / scale + zero point)) in Double
+    /// on the requantized grid; through a lookup activation, the code of f of that code's value.
     @inline(__always)
     public func referenceCode(_ acc: Int64, channel c: Int) -> Int32 {
-        let out = output!
-        let v = epilogueValue(acc, channel: c) / out.scale + Double(out.zeroPoint)
-        let r = out.grid.rounding.apply(v)
-        return Int32(Swift.min(Swift.max(r, Double(out.grid.minInt)), Double(out.grid.maxInt)))
+        let q = requantizedCode(acc, channel: c)
+        guard let lookup else { return q }
+        return CodeLookup.code(lookup.function.apply(lookup.input.value(q), c), on: output!)
+    }
+
+    /// The reference code on the requantized grid (before a lookup table).
+    @inline(__always)
+    public func requantizedCode(_ acc: Int64, channel c: Int) -> Int32 {
+        CodeLookup.code(epilogueValue(acc, channel: c), on: requantizedGrid!)
     }
 
     /// The reference (Double epilogue) codes of a whole accumulator tensor.

@@ -20,7 +20,7 @@ public enum IntegerModelFile {
         }
 
         func codeGrid() throws -> CodeGrid {
-            guard (1...16).contains(bits), let mode = RoundingMode(rawValue: rounding), scale > 0, scale.isFinite else {
+            guard (1...32).contains(bits), signed || bits <= 31, let mode = RoundingMode(rawValue: rounding), scale > 0, scale.isFinite else {
                 throw IntegerModelFileError("invalid grid \(bits) bits, rounding \(rounding), scale \(scale)")
             }
             return CodeGrid(grid: IntQuantGrid(bitWidth: bits, signed: signed, narrow: narrow, rounding: mode), scale: scale, zeroPoint: zeroPoint)
@@ -47,6 +47,16 @@ public enum IntegerModelFile {
         var requantization: String
         var input: Grid
         var output: Grid?
+        /// MultiplyShift's lowest code, when it has one.
+        var lowestCode: Int64?
+        /// A lookup-table activation: its function and input grid (the table is `layers.K.lookup`).
+        var lookup: Lookup?
+    }
+
+    struct Lookup: Codable, Equatable {
+        var function: String
+        var input: Grid
+        var lo: Int64
     }
 
     struct Description: Codable, Equatable {
@@ -76,6 +86,9 @@ public enum IntegerModelFile {
                 ints["\(p).shifts"] = IntTensor(shape: [m.shifts.count], scalars: m.shifts)
             case .output: break
             }
+            if let t = l.lookup?.table { ints["\(p).lookup"] = IntTensor(shape: [t.codes.count], scalars: t.codes.map(Int.init)) }
+            var lowest: Int64?
+            if case .multiplyShift(let m) = l.requantization { lowest = m.lowest }
             var product = "gemm", stride: Int?, padding: Int?
             if case let .conv(s, pad) = l.product.kind { product = "conv"; stride = s; padding = pad }
             layers.append(Layer(
@@ -90,7 +103,8 @@ public enum IntegerModelFile {
                 accumulatorBits: l.accumulatorBits, accumulatorCap: l.accumulatorCap?.bits,
                 overflow: l.accumulatorCap.map { $0.overflow == .wrap ? "wrap" : "saturate" }, droppedBits: l.droppedBits,
                 flipped: l.flipped, epilogue: l.epilogue.map(encode), requantization: l.requantization.formName,
-                input: Grid(l.input), output: l.output.map(Grid.init)))
+                input: Grid(l.input), output: l.output.map(Grid.init), lowestCode: lowest,
+                lookup: l.lookup.map { Lookup(function: encode($0.function).op, input: Grid($0.input), lo: $0.table.lo) }))
         }
         let description = Description(name: model.name, inputShape: model.inputShape, inputScale: model.inputScale,
                                       input: Grid(model.inputQuantizer), layers: layers)
@@ -142,21 +156,33 @@ public enum IntegerModelFile {
                 throw IntegerModelFileError("\(path): layer \(l.name) has no valid weights \(p).weights")
             }
             let input = try l.input.codeGrid(), output = try l.output?.codeGrid()
+            var lookup: CodeLookup?
+            if let lk = l.lookup {
+                let function = try decode(Op(op: lk.function)), grid = try lk.input.codeGrid()
+                guard function == .sigmoid || function == .tanh, let t = try ints("\(p).lookup"),
+                      t.count == grid.grid.maxInt - grid.grid.minInt + 1, lk.lo == Int64(grid.grid.minInt),
+                      t.allSatisfy({ Int64(Int32.min)...Int64(Int32.max) ~= $0 }) else {
+                    throw IntegerModelFileError("\(path): layer \(l.name) has no valid lookup table \(p).lookup")
+                }
+                lookup = CodeLookup(input: grid, function: function, table: LookupTable(lo: lk.lo, codes: t.map { Int32($0) }))
+            }
+            // The requantization targets the lookup table's input grid when there is one.
+            let target = lookup?.input ?? output
             let kind: IntegerProduct.Kind = l.product == "conv" ? .conv(stride: l.stride ?? 1, padding: l.padding ?? 0) : .gemm
             let requant: Requantization
             switch l.requantization {
             case "thresholds":
-                guard let t = try ints("\(p).thresholds"), let out = output, let shape = try? file.intTensor("\(p).thresholds").shape, shape.count == 2 else {
+                guard let t = try ints("\(p).thresholds"), let out = target, let shape = try? file.intTensor("\(p).thresholds").shape, shape.count == 2 else {
                     throw IntegerModelFileError("\(path): layer \(l.name) lacks its thresholds")
                 }
                 let lists = (0..<shape[0]).map { Array(t[($0 * shape[1])..<(($0 + 1) * shape[1])]) }
                 requant = .thresholds(MultiThreshold(thresholds: lists, outBias: Int64(out.grid.minInt), grid: out.grid))
             case "multiplier+shift", "shift":
-                guard let m = try ints("\(p).multipliers"), let s = try ints("\(p).shifts"), let out = output else {
+                guard let m = try ints("\(p).multipliers"), let s = try ints("\(p).shifts"), let out = target else {
                     throw IntegerModelFileError("\(path): layer \(l.name) lacks its multipliers and shifts")
                 }
                 requant = .multiplyShift(MultiplyShift(multipliers: m.map { Int32(truncatingIfNeeded: $0) }, shifts: s.map { Int($0) },
-                                                       offsets: [Int64(out.zeroPoint)], grid: out.grid))
+                                                       offsets: [Int64(out.zeroPoint)], grid: out.grid, lowest: l.lowestCode))
             case "output": requant = .output
             default: throw IntegerModelFileError("\(path): layer \(l.name) has unknown requantization '\(l.requantization)'")
             }
@@ -175,6 +201,7 @@ public enum IntegerModelFile {
                 flipped: l.flipped, roundedBias: try ints("\(p).rounded_bias"), epilogue: try l.epilogue.map(decode),
                 requantization: requant, output: output, input: input)
             layer.droppedBits = l.droppedBits
+            layer.lookup = lookup
             let bias = layer.product.bias
             layer = layer.withRanges()
             layer.product.bias = bias

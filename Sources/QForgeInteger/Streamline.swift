@@ -90,8 +90,8 @@ struct ChainWalker {
         guard zero.count == 1, let zp = Int(exactly: zero.item) else {
             throw StreamlineError(node.name, "zero point \(zero.scalars.prefix(4)) is not one integer; QForge streamlines integer per-tensor zero points")
         }
-        guard bits.count == 1, let b = Int(exactly: bits.item), (1...16).contains(b) else {
-            throw StreamlineError(node.name, "bit width \(bits.scalars.prefix(4)) is not one integer in 1...16")
+        guard bits.count == 1, let b = Int(exactly: bits.item), (1...32).contains(b) else {
+            throw StreamlineError(node.name, "bit width \(bits.scalars.prefix(4)) is not one integer in 1...32")
         }
         guard scale.scalars.allSatisfy({ $0 > 0 && $0.isFinite }) else {
             throw StreamlineError(node.name, "scales must be positive and finite, found \(scale.scalars.prefix(4))")
@@ -99,6 +99,9 @@ struct ChainWalker {
         let rounding = node.attributes["rounding_mode"]?.stringValue.flatMap(RoundingMode.init(qonnxName:)) ?? .round
         let grid = IntQuantGrid(bitWidth: b, signed: node.attributes["signed"]?.intValue == 1,
                                 narrow: node.attributes["narrow"]?.intValue == 1, rounding: rounding)
+        guard grid.maxInt <= Int(Int32.max) else {
+            throw StreamlineError(node.name, "an unsigned \(b)-bit grid does not fit int32 codes; use a signed 32-bit grid or 31 bits")
+        }
         guard (grid.minInt...grid.maxInt).contains(zp) else {
             throw StreamlineError(node.name, "zero point \(zp) lies outside the \(b)-bit grid \(grid.minInt)…\(grid.maxInt)")
         }
@@ -167,8 +170,25 @@ struct ChainWalker {
                         layer.droppedBits = Swift.max(0, width - keep)
                     }
                     try requantize(&layer, form: form, options: options)
-                    codes = layer.output!
                     value = q.outputs[0]
+                    // Quant → Sigmoid | Tanh → Quant: a lookup table from code to code.
+                    if let f = try next(value), f.op == .sigmoid || f.op == .tanh {
+                        guard let q2 = try next(f.outputs[0]), q2.op == .quant else {
+                            throw StreamlineError(f.name, "a \(f.op.rawValue) on quantized values needs a quantizer after it (it becomes a lookup table from code to code)")
+                        }
+                        let (grid2, scale2, zero2) = try quantParameters(q2)
+                        guard scale2.count == 1 else { throw StreamlineError(q2.name, "activation quantizers need one scale (per tensor)") }
+                        let levels = layer.output!.grid.maxInt - layer.output!.grid.minInt + 1
+                        guard levels <= CodeLookup.maxEntries else {
+                            throw StreamlineError(q.name, "a lookup table over \(layer.output!.grid.bitWidth)-bit codes would need \(levels) entries (at most \(CodeLookup.maxEntries)); quantize the \(f.op.rawValue) input to 16 bits or fewer")
+                        }
+                        let out = CodeGrid(grid: grid2, scale: Double(scale2.item), zeroPoint: zero2)
+                        layer.lookup = CodeLookup(input: layer.output!, function: try epilogueOp(f, channels: 1), output: out)
+                        layer.output = out
+                        layer.name = q2.name
+                        value = q2.outputs[0]
+                    }
+                    codes = layer.output!
                 } else {
                     layer.name = node.name
                     layer.requantization = .output
@@ -297,6 +317,13 @@ struct ChainWalker {
             layer.product.weights = QTensor(shape: layer.product.weights.shape, values: v)
             layer = layer.withRanges()
         }
+        // 2^b − 1 thresholds per channel are a table too large beyond 16 bits (seed 000's
+        // 32-bit activations): those layers take the shift, which is exact for power-of-two scales.
+        var form = form, tooWide: String?
+        if form == .thresholds, let out = layer.output, out.grid.maxInt - out.grid.minInt > MultiThreshold.maxLevels {
+            form = .shift
+            tooWide = "a \(out.grid.bitWidth)-bit output needs \(out.grid.maxInt - out.grid.minInt) thresholds per channel (at most \(MultiThreshold.maxLevels)), so it requantizes with a shift, but "
+        }
         switch form {
         case .thresholds:
             layer.requantization = .thresholds(thresholds(for: layer))
@@ -311,7 +338,7 @@ struct ChainWalker {
                 if form == .shift {
                     let e = log2(factor)
                     guard e == e.rounded() else {
-                        throw StreamlineError(layer.name, "the scale chain \(factor) of channel \(c) is not a power of two; use thresholds or multiplier, or train with power-of-two scales")
+                        throw StreamlineError(layer.name, (tooWide ?? "") + "the scale chain \(factor) of channel \(c) is not a power of two; use \(tooWide == nil ? "thresholds or multiplier" : "the multiplier form"), or train with power-of-two scales")
                     }
                     multipliers.append(1)
                     shifts.append(-Int(e))
@@ -323,7 +350,11 @@ struct ChainWalker {
             }
             layer.roundedBias = bias
             layer = layer.withRanges()
-            layer.requantization = .multiplyShift(MultiplyShift(multipliers: multipliers, shifts: shifts, offsets: [Int64(out.zeroPoint)], grid: out.grid))
+            // A ReLU clamps at the code of 0, which an unsigned grid without zero point does already.
+            let relu = layer.epilogue.contains(.relu)
+            let lowest: Int64? = relu && out.zeroPoint > out.grid.minInt ? Int64(out.zeroPoint) : nil
+            layer.requantization = .multiplyShift(MultiplyShift(multipliers: multipliers, shifts: shifts, offsets: [Int64(out.zeroPoint)],
+                                                                grid: out.grid, lowest: lowest))
         }
     }
 
@@ -339,7 +370,7 @@ struct ChainWalker {
                 case .scale(let f): slope[c] *= f[f.count == 1 ? 0 : c]; offset[c] *= f[f.count == 1 ? 0 : c]
                 case .bias(let b): offset[c] += b[b.count == 1 ? 0 : c]
                 case let .batchNorm(mean, factor, shift): slope[c] *= factor[c]; offset[c] = (offset[c] - mean[c]) * factor[c] + shift[c]
-                case .relu: break  // the unsigned output grid clamps negatives to 0
+                case .relu: break  // the clamp at the code of 0 (the grid's lowest, or MultiplyShift.lowest)
                 case .sigmoid, .tanh:
                     throw StreamlineError(layer.name, "a sigmoid or tanh cannot become a multiplier and shift; use thresholds")
                 }
@@ -354,12 +385,12 @@ struct ChainWalker {
     /// For every channel and code level, the smallest accumulator (within the channel's range)
     /// whose reference code reaches the level: binary search on the monotone Double epilogue.
     func thresholds(for layer: IntegerLayer) -> MultiThreshold {
-        let grid = layer.output!.grid
+        let grid = layer.requantizedGrid!.grid
         let levels = grid.maxInt - grid.minInt
         let k = Int64(layer.droppedBits)
         // With MSB truncation the thresholds apply to acc >>> k: each truncated value t stands
         // for the accumulators t·2^k … t·2^k + 2^k − 1 and is judged by the first of them.
-        let code = { (t: Int64, c: Int) in layer.referenceCode(t << k, channel: c) }
+        let code = { (t: Int64, c: Int) in layer.requantizedCode(t << k, channel: c) }
         let lists: [[Int64]] = layer.accumulatorRange.map { ($0.lowerBound >> k)...($0.upperBound >> k) }.enumerated().map { c, range in
             (1...Swift.max(levels, 1)).prefix(levels).map { step -> Int64 in
                 let level = Int32(grid.minInt + step)

@@ -215,9 +215,8 @@ public struct ModelDescription: Codable, Equatable, Sendable {
             do { shape = try spec.build(rng: &rng).outputShape(for: shape) } catch let err as ModelError { throw err.at(layer: i) }
             specs.append(spec)
         }
-        for (name, b) in [("wbits", wbits), ("abits", abits)] {
-            if let b, !(1...16).contains(b) { throw ModelError.invalidField(type: "model", field: name, value: "\(b) (must be 1...16)", index: -1) }
-        }
+        if let b = wbits, !(1...16).contains(b) { throw ModelError.invalidField(type: "model", field: "wbits", value: "\(b) (must be 1...16)", index: -1) }
+        if let b = abits, !(1...32).contains(b) { throw ModelError.invalidField(type: "model", field: "abits", value: "\(b) (must be 1...32)", index: -1) }
         return specs
     }
 
@@ -231,10 +230,11 @@ public struct ModelDescription: Codable, Equatable, Sendable {
             guard (1...16).contains(b) else { throw ModelError.invalidField(type: e.type, field: "wbits", value: "\(b) (must be 1...16)", index: i) }
         }
         if let b = e.abits {
-            guard case .relu = spec else {
-                throw ModelError.invalidField(type: e.type, field: "abits", value: "\(b) (activation widths go on ReLU layers)", index: i)
+            switch spec {
+            case .relu, .sigmoid, .tanh: break
+            default: throw ModelError.invalidField(type: e.type, field: "abits", value: "\(b) (activation widths go on ReLU, Sigmoid and Tanh layers)", index: i)
             }
-            guard (1...16).contains(b) else { throw ModelError.invalidField(type: e.type, field: "abits", value: "\(b) (must be 1...16)", index: i) }
+            guard (1...32).contains(b) else { throw ModelError.invalidField(type: e.type, field: "abits", value: "\(b) (must be 1...32)", index: i) }
         }
     }
 

@@ -41,13 +41,20 @@ enum QuantGraph {
         return out
     }
 
+    /// How a bias quantizer scales (metadata of its Quant node when not the default).
+    struct BiasSettings: Codable { var scaling: BiasQuantizer.Scaling; var powerOfTwo: Bool }
+
     /// A quantized bias as a Quant node (`<layer>/bias_quant`: scale = input scale × weight
     /// scale per channel, zero point 0, signed, `bits` wide, as Brevitas exports `Int32Bias`);
     /// returns the value the layer reads as its bias.
-    static func emitBias(_ q: BiasQuantizer?, weightScale: [Float], channels: Int, name: String, into b: inout GraphBuilder) -> String {
+    static func emitBias(_ q: BiasQuantizer?, bias: Parameter?, weightScale: [Float], channels: Int, name: String, into b: inout GraphBuilder) -> String {
         guard let q else { return "\(name).bias" }
         let prefix = "\(name).bias_quant", node = "\(name)/bias_quant"
-        b.tensors["\(prefix).scale"] = Tensor(shape: [channels], scalars: q.scale(weightScale: weightScale, channels: channels))
+        let values = bias?.value.detached.scalars ?? []
+        b.tensors["\(prefix).scale"] = Tensor(shape: [channels], scalars: q.scale(bias: values, weightScale: weightScale, channels: channels))
+        if q.scaling == .own {  // how to rebuild it (the default, accumulator scaling, needs no note)
+            b.metadata[metaPrefix + node] = String(decoding: try! JSONEncoder().encode(BiasSettings(scaling: q.scaling, powerOfTwo: q.powerOfTwo)), as: UTF8.self)
+        }
         b.tensors["\(prefix).zeropt"] = Tensor(shape: [1], scalars: [0])
         b.tensors["\(prefix).bitwidth"] = Tensor(shape: [1], scalars: [Float(q.bits)])
         b.nodes.append(Node(name: node, op: .quant, inputs: ["\(name).bias", "\(prefix).scale", "\(prefix).zeropt", "\(prefix).bitwidth"],
@@ -84,11 +91,11 @@ enum QuantGraph {
         }
         var s = try settings(of: node, graph: graph, weight: weight)
         let bits = try tensor(node.inputs[3], tensors, node)
-        guard bits.count == 1, let b = Int(exactly: bits.item), (1...16).contains(b) else {
-            throw ModelError.notAChain(reason: "node \(node.name): bit width \(bits.scalars) is not an integer in 1...16")
+        guard bits.count == 1, let b = Int(exactly: bits.item), (1...32).contains(b) else {
+            throw ModelError.notAChain(reason: "node \(node.name): bit width \(bits.scalars) is not an integer in 1...32")
         }
         s.bitWidth = b
-        try s.validate(node.name)
+        try s.validate(node.name, activation: !weight)
         if s.source == .learned {
             let scale = try tensor(node.inputs[1], tensors, node)
             guard scale.count == 1, scale.item > 0, scale.item.isFinite else {
@@ -130,6 +137,17 @@ extension QuantReLU: GraphLowerable {
     }
 }
 
+extension QuantTableActivation: GraphLowerable {
+    public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
+        let pre = try QuantGraph.emit(inputQuantizer.settings, scale: inputQuantizer.scaleValues(for: Tensor(zeros: [1])), scaleShape: [1],
+                                      zeroPoint: inputQuantizer.zeroPoint.item, input: input, prefix: "\(name).input_quant",
+                                      node: "\(name)/input_quant", into: &b)
+        b.nodes.append(Node(name: name, op: function == .sigmoid ? .sigmoid : .tanh, inputs: [pre], outputs: ["\(name).out"], attributes: [:]))
+        return try QuantGraph.emit(quantizer.settings, scale: quantizer.scaleValues(for: Tensor(zeros: [1])), scaleShape: [1],
+                                   input: "\(name).out", prefix: "\(name).act_quant", node: "\(name)/act_quant", into: &b)
+    }
+}
+
 extension QuantDense: GraphLowerable {
     public func lower(into b: inout GraphBuilder, name: String, input: String, inputShape: [Int]) throws -> String {
         let w = dense.weight.value.detached
@@ -141,7 +159,7 @@ extension QuantDense: GraphLowerable {
             b.nodes.append(Node(name: "\(name)/flatten", op: .flatten, inputs: [input], outputs: ["\(name).flat"], attributes: ["axis": .int(1)]))
             x = "\(name).flat"
         }
-        let bias = QuantGraph.emitBias(biasQuantizer, weightScale: scale, channels: dense.weight.value.shape[0], name: name, into: &b)
+        let bias = QuantGraph.emitBias(biasQuantizer, bias: dense.bias, weightScale: scale, channels: dense.weight.value.shape[0], name: name, into: &b)
         b.nodes.append(Node(name: name, op: .gemm, inputs: [x, wq] + (dense.bias != nil ? [bias] : []),
                             outputs: ["\(name).out"], attributes: ["transB": .int(1)]))
         return "\(name).out"
@@ -155,7 +173,7 @@ extension QuantConv2d: GraphLowerable {
         let wq = try QuantGraph.emit(weightQuantizer.resolvedSettings(for: w), scale: scale, scaleShape: scale.count > 1 ? [scale.count, 1, 1, 1] : [1],
                                      input: "\(name).weight", prefix: "\(name).weight_quant", node: "\(name)/weight_quant", into: &b)
         let (k, s, p) = (conv.kernel, conv.stride, conv.padding)
-        let bias = QuantGraph.emitBias(biasQuantizer, weightScale: scale, channels: conv.weight.value.shape[0], name: name, into: &b)
+        let bias = QuantGraph.emitBias(biasQuantizer, bias: conv.bias, weightScale: scale, channels: conv.weight.value.shape[0], name: name, into: &b)
         b.nodes.append(Node(name: name, op: .conv, inputs: [input, wq] + (conv.bias != nil ? [bias] : []),
                             outputs: ["\(name).out"],
                             attributes: ["kernel_shape": .ints([k, k]), "strides": .ints([s, s]), "pads": .ints([p, p, p, p]),
@@ -177,6 +195,11 @@ public struct QuantLayerReader: GraphLayerReader {
         if ops == [.quant] {
             return QuantIdentity(quantizer: try QuantGraph.quantizer(from: quant, graph: graph, tensors: tensors, weight: false))
         }
+        if ops.count == 3, ops[0] == .quant, ops[2] == .quant, ops[1] == .sigmoid || ops[1] == .tanh {
+            return QuantTableActivation(ops[1] == .sigmoid ? .sigmoid : .tanh,
+                                        inputQuantizer: try QuantGraph.quantizer(from: group[0], graph: graph, tensors: tensors, weight: false),
+                                        quantizer: try QuantGraph.quantizer(from: group[2], graph: graph, tensors: tensors, weight: false))
+        }
         if ops == [.relu, .quant] {
             return QuantReLU(quantizer: try QuantGraph.quantizer(from: quant, graph: graph, tensors: tensors, weight: false))
         }
@@ -193,7 +216,14 @@ public struct QuantLayerReader: GraphLayerReader {
                 throw ModelError.notAChain(reason: "node \(bq.name): bias bit width \(bits.scalars.prefix(2)) is not an integer in 2...32")
             }
             node.inputs[2] = bq.inputs[0]
-            biasQuantizer = BiasQuantizer(bits: b)
+            var own = QuantGraph.BiasSettings(scaling: .accumulator, powerOfTwo: false)
+            if let json = graph.metadata[QuantGraph.metaPrefix + bq.name] {
+                guard let s = try? JSONDecoder().decode(QuantGraph.BiasSettings.self, from: Data(json.utf8)) else {
+                    throw ModelError.notAChain(reason: "node \(bq.name): unreadable bias quantizer settings in the metadata")
+                }
+                own = s
+            }
+            biasQuantizer = BiasQuantizer(bits: b, scaling: own.scaling, powerOfTwo: own.powerOfTwo)
         }
         let float = try Model.floatLayer(from: node, tensors: tensors, weight: weight)
         if let d = float as? Dense { return QuantDense(d, quantizer: q, bias: biasQuantizer) }

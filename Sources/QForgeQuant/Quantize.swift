@@ -5,7 +5,8 @@ import QForgeTensor
 /// Which layers get which quantizers.
 ///
 /// Every Dense and Conv2d gets `weights`, every ReLU becomes a QuantReLU with `activations`,
-/// and an input quantizer (`input`, 8-bit unsigned by default; signed when the model
+/// every Sigmoid and Tanh a QuantTableActivation (a lookup table in the integer model) at the
+/// activation width, and an input quantizer (`input`, 8-bit unsigned by default; signed when the model
 /// standardises its inputs) goes in front. `overrides`
 /// replaces the weight or activation width of single layers by their dotted path in the float
 /// model (`layers.3`), for mixed precision. BatchNorm, pooling and the rest stay float.
@@ -19,9 +20,11 @@ public struct QuantPolicy: Sendable {
     /// `weights.source` is `.maxAbs`: at 2 bits a max|w| scale rounds most weights to zero
     /// (Brevitas's CNN collapsed so). 0 turns the rule off.
     public var meanScaleUpTo: Int
-    /// Quantize biases to this many bits (2…32, typically 32) at input scale × weight scale;
-    /// nil keeps them float.
+    /// Quantize biases to this many bits (2…32, typically 32) at input scale × weight scale
+    /// (`biasScaling` .accumulator) or at their own scale (.own, a power of two when
+    /// `weights.powerOfTwo`); nil keeps them float.
     public var biasBits: Int?
+    public var biasScaling: BiasQuantizer.Scaling = .accumulator
 
     public init(weights: QuantizerSettings, activations: QuantizerSettings,
                 input: QuantizerSettings? = QuantizerSettings.activations(bits: 8),
@@ -55,8 +58,8 @@ public func quantize(_ model: Model, policy: QuantPolicy) throws -> Model {
     if var input = policy.input {
         // Standardised inputs (regression models) are signed: an unsigned grid without a zero
         // point would clip half of them.
-        if model.inputScaler != nil && input.zeroPoint == .zero { input.signed = true }
-        try input.validate("input quantizer")
+        if model.inputScaler != nil && input.zeroPoint == .zero || input.bitWidth == 32 { input.signed = true }
+        try input.validate("input quantizer", activation: true)
         layers.append(QuantIdentity(input))
     }
     for (i, layer) in model.network.layers.enumerated() {
@@ -69,10 +72,13 @@ public func quantize(_ model: Model, policy: QuantPolicy) throws -> Model {
             w = .bipolarWeights(perChannel: w.perChannel, powerOfTwo: w.powerOfTwo)
         }
         if let b = policy.activationBits[path] { a.bitWidth = b }
+        // 32-bit activations are int32 registers (seed 000): a signed grid, which a ReLU keeps
+        // non-negative (codes are int32, so an unsigned grid ends at 31 bits).
+        if a.bitWidth == 32 { a.signed = true }
         func bias(_ has: Bool) throws -> BiasQuantizer? {
             guard let bits = policy.biasBits, has else { return nil }
-            guard (2...32).contains(bits) else { throw QuantError.badBitWidth(bits, context: "\(path) bias") }
-            return BiasQuantizer(bits: bits)
+            guard (2...32).contains(bits) else { throw QuantError.badBitWidth(bits, context: "\(path) bias", allowed: 2...32) }
+            return BiasQuantizer(bits: bits, scaling: policy.biasScaling, powerOfTwo: w.powerOfTwo)
         }
         switch layer {
         case let d as Dense:
@@ -82,8 +88,13 @@ public func quantize(_ model: Model, policy: QuantPolicy) throws -> Model {
             try w.validate("\(path) weights")
             layers.append(QuantConv2d(c, quantizer: Quantizer(w), bias: try bias(c.bias != nil)))
         case is ReLU:
-            try a.validate("\(path) activations")
+            try a.validate("\(path) activations", activation: true)
             layers.append(QuantReLU(a))
+        case is Sigmoid, is Tanh:  // a lookup table in the integer model
+            guard (2...16).contains(a.bitWidth) else {
+                throw QuantError.unsupported("\(path): a quantized sigmoid or tanh becomes a lookup table of 2^bits entries; use 2…16 activation bits, not \(a.bitWidth)")
+            }
+            layers.append(QuantTableActivation(layer is Sigmoid ? .sigmoid : .tanh, bits: a.bitWidth, powerOfTwo: a.powerOfTwo))
         case is QuantizedLayer:
             throw QuantError.unsupported("\(path) is already quantized")
         default:
@@ -104,6 +115,7 @@ func linkBiasQuantizers(_ layers: [any Layer]) throws {
         switch layer {
         case let q as QuantIdentity: current = q.quantizer
         case let q as QuantReLU: current = q.quantizer
+        case let q as QuantTableActivation: current = q.quantizer
         case is MaxPool2d, is Flatten, is Dropout: break
         case let l as any WeightQuantizedLayer:
             try link(l.biasQuantizer, current, i)

@@ -4,7 +4,7 @@ import QForgeTensor
 
 /// Errors in quantization settings and policies: one line each, naming what and where.
 public enum QuantError: Error, CustomStringConvertible, Equatable {
-    case badBitWidth(Int, context: String)
+    case badBitWidth(Int, context: String, allowed: ClosedRange<Int>)
     case badScale(Float, context: String)
     case unknownLayer(path: String, known: [String])
     case badNestedWindow(outerBits: Int, innerBits: Int, shift: Int)
@@ -12,8 +12,8 @@ public enum QuantError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .badBitWidth(b, context):
-            return "\(context): bit width \(b) is outside 1...16"
+        case let .badBitWidth(b, context, allowed):
+            return "\(context): bit width \(b) is outside \(allowed)"
         case let .badScale(s, context):
             return "\(context): scale \(s) must be a positive finite number"
         case let .unknownLayer(path, known):
@@ -114,9 +114,15 @@ public struct QuantizerSettings: Codable, Equatable, Sendable {
 
     public var grid: IntQuantGrid { IntQuantGrid(bitWidth: bitWidth, signed: signed, narrow: narrow, rounding: rounding) }
 
-    /// Checks the settings; `context` names the quantizer in the error.
-    public func validate(_ context: String) throws {
-        guard (1...16).contains(bitWidth) else { throw QuantError.badBitWidth(bitWidth, context: context) }
+    /// Checks the settings; `context` names the quantizer in the error. Weights take 1…16
+    /// bits, activations (`activation`) up to 32 (int32 fixed point, seed 000).
+    public func validate(_ context: String, activation: Bool = false) throws {
+        let allowed = activation ? 1...32 : 1...16
+        guard allowed.contains(bitWidth) else { throw QuantError.badBitWidth(bitWidth, context: context, allowed: allowed) }
+        // Codes are int32: an unsigned grid tops out at 31 bits (32-bit activations are signed).
+        if !signed && bitWidth > 31 {
+            throw QuantError.unsupported("\(context): an unsigned \(bitWidth)-bit grid does not fit int32 codes; use a signed 32-bit grid (as `quantize` makes 32-bit activations) or 31 bits")
+        }
         if zeroPoint == .learned && (source != .learned || perChannel) {
             throw QuantError.unsupported("\(context): a learned zero point needs a learned per-tensor scale (activation quantizers)")
         }
@@ -273,9 +279,17 @@ public final class Quantizer {
 
     /// Moves the learned scale towards the 99.999th percentile of |x| / maxInt (running mean
     /// over the calibration batches).
+    ///
+    /// Grids wider than 24 bits (32-bit fixed-point activations, seed 000) calibrate to twice
+    /// the largest |x| seen instead (running max): Float32 cannot hold their top codes
+    /// (2^31 − 1 rounds to 2^31), so the float model must never reach them, and at such widths
+    /// a percentile gains no precision worth clipping for.
     func calibrate(_ x: Tensor) {
         let range: (scale: Float, zeroPoint: Float)
-        if settings.zeroPoint == .learned {
+        let wide = settings.bitWidth > 24
+        if wide && settings.zeroPoint != .learned {
+            range = (2 * absMax(x)[0] / maxInt, 0)
+        } else if settings.zeroPoint == .learned {
             // Asymmetric: the grid spans the 0.001st…99.999th percentiles of x (and 0).
             let lo = Swift.min(percentile(x, 0.00001), 0), hi = Swift.max(percentile(x, 0.99999), 0)
             let s = (hi - lo) / Float(settings.grid.maxInt - settings.grid.minInt)
@@ -286,7 +300,8 @@ public final class Quantizer {
         guard range.scale > 0, range.scale.isFinite, range.zeroPoint.isFinite else { return }
         batchesSeen += 1
         let current = settings.powerOfTwo ? exp2f(parameter!.value.item) : parameter!.value.item
-        let next = batchesSeen == 1 ? range.scale : current + (range.scale - current) / Float(batchesSeen)
+        let next = batchesSeen == 1 ? range.scale
+            : wide ? Swift.max(current, range.scale) : current + (range.scale - current) / Float(batchesSeen)
         parameter!.assign(Tensor(shape: [1], scalars: [settings.powerOfTwo ? log2f(next) : next]))
         if let z = zeroPointParameter {
             let zNext = batchesSeen == 1 ? range.zeroPoint : z.value.item + (range.zeroPoint - z.value.item) / Float(batchesSeen)

@@ -24,7 +24,13 @@ public struct LayerComparison: Sendable {
     /// input codes (the Float32 model's), differ and the Double value sits within
     /// `tieTolerance` steps of a rounding tie (x.5): Float32 arithmetic decides those.
     public var float32TieFlips: Int
-    /// Integer codes that differ from the Float32 model farther from a tie (should be 0).
+    /// Codes where the Float32 model differs farther from a tie, but by no more than the
+    /// Float32 error bound of its own dot product allows: grids wider than Float32's 24-bit
+    /// significand (seed 000's 32-bit activations), whose codes Float32 cannot compute exactly.
+    public var float32BoundedDifferences: Int
+    /// The largest such difference, in code steps.
+    public var maxBoundedDifference: Int
+    /// Integer codes that differ from the Float32 model beyond both (should be 0).
     public var float32OtherMismatches: Int
     /// The largest distance from a tie (in code steps) among the Float32 mismatches.
     public var maxTieDistance: Double
@@ -68,7 +74,7 @@ public func compare(_ model: Model, integer: IntegerModel, on data: Dataset, bat
     let quantizers = model.network.layers.flatMap { ($0 as? QuantizedLayer)?.quantizers.map(\.1) ?? [] }
     var stats = integer.layers.map { _ in (fvq: DifferenceStats(), qvi: DifferenceStats(), fvi: DifferenceStats()) }
     var mismatches = [Int](repeating: 0, count: integer.layers.count), maxSteps = mismatches, ties = mismatches, others = mismatches
-    var tieDistance = [Double](repeating: 0, count: integer.layers.count)
+    var tieDistance = [Double](repeating: 0, count: integer.layers.count), bounded = mismatches, boundedSteps = mismatches
     var agree = 0, correct = (float: 0, fake: 0, integer: 0), seen = 0
     let labels = data.targets.labels
     var start = 0
@@ -107,6 +113,7 @@ public func compare(_ model: Model, integer: IntegerModel, on data: Dataset, bat
                 let localNext = sameInput ? next : layer.requantize(local)
                 let channels = acc.shape[1], per = acc.count / Swift.max(n * channels, 1)
                 var fakeCodes = [Int32](repeating: 0, count: next.count)
+                var farFromTie: [Int] = []
                 for i in 0..<next.count {
                     let code = next.values[i], dq = out.value(code)
                     stats[k].fvq.add(Double(f[i]), Double(fq[i]))
@@ -114,13 +121,28 @@ public func compare(_ model: Model, integer: IntegerModel, on data: Dataset, bat
                     stats[k].fvi.add(Double(f[i]), dq)
                     let step = abs(Int(code) - Int(reference.values[i]))
                     if step != 0 { mismatches[k] += 1; maxSteps[k] = Swift.max(maxSteps[k], step) }
-                    fakeCodes[i] = Int32((Double(fq[i]) / out.scale).rounded()) + Int32(out.zeroPoint)
+                    // (Clamped: Float32 holds a 32-bit grid's top code 2^31 − 1 as 2^31.)
+                    let fqCode = (Double(fq[i]) / out.scale).rounded() + Double(out.zeroPoint)
+                    fakeCodes[i] = Int32(Swift.min(Swift.max(fqCode, Double(out.grid.minInt)), Double(out.grid.maxInt)))
                     if fakeCodes[i] != localNext.values[i] {
                         let c = (i / per) % channels
-                        let v = layer.epilogueValue(local.values[i], channel: c) / out.scale
-                        let distance = abs(abs(v - v.rounded(.down)) - 0.5)
-                        tieDistance[k] = Swift.max(tieDistance[k], distance)
-                        if distance < tieTolerance { ties[k] += 1 } else { others[k] += 1 }
+                        let distance = tieDistanceOf(layer, local.values[i], channel: c)
+                        if distance < tieTolerance { ties[k] += 1; tieDistance[k] = Swift.max(tieDistance[k], distance) } else { farFromTie.append(i) }
+                    }
+                }
+                if !farFromTie.isEmpty {
+                    // Judge the rest by the Float32 error bound of the float model's own sums.
+                    let magnitudes = absoluteProducts(layer, floatChainCodes)
+                    for i in farFromTie {
+                        let c = (i / per) % channels
+                        let (steps, bound) = float32Difference(layer, exact: local.values[i], magnitude: magnitudes.values[i], channel: c,
+                                                               float32Code: fakeCodes[i])
+                        if steps <= 0.5 + tieTolerance + bound {
+                            bounded[k] += 1
+                            boundedSteps[k] = Swift.max(boundedSteps[k], abs(Int(fakeCodes[i]) - Int(localNext.values[i])))
+                        } else {
+                            others[k] += 1
+                        }
                     }
                 }
                 floatChainCodes = QTensor(shape: next.shape, values: fakeCodes)
@@ -155,7 +177,8 @@ public func compare(_ model: Model, integer: IntegerModel, on data: Dataset, bat
     let rows = integer.layers.enumerated().map { k, l in
         LayerComparison(name: l.name, requantization: l.requantization.formName, accumulatorBits: l.accumulatorBits,
                         floatVsFakeQuant: stats[k].fvq.result, fakeQuantVsInteger: stats[k].qvi.result, floatVsInteger: stats[k].fvi.result,
-                        mismatches: mismatches[k], maxStepDifference: maxSteps[k], float32TieFlips: ties[k], float32OtherMismatches: others[k],
+                        mismatches: mismatches[k], maxStepDifference: maxSteps[k], float32TieFlips: ties[k],
+                        float32BoundedDifferences: bounded[k], maxBoundedDifference: boundedSteps[k], float32OtherMismatches: others[k],
                         maxTieDistance: tieDistance[k],
                         values: stats[k].fvq.count)
     }
@@ -164,6 +187,57 @@ public func compare(_ model: Model, integer: IntegerModel, on data: Dataset, bat
     func share(_ v: Int) -> Double? { hasLabels ? Double(v) / Double(Swift.max(seen, 1)) : nil }
     return ComparisonReport(layers: rows, samples: seen, top1Agreement: classify ? Double(agree) / Double(Swift.max(seen, 1)) : nil,
                             floatAccuracy: share(correct.float), fakeQuantAccuracy: share(correct.fake), integerAccuracy: share(correct.integer))
+}
+
+/// How far (in code steps) from a rounding tie the layer's Double value of `acc` lies: at the
+/// requantized grid, and for a lookup activation also at the output grid (its function's
+/// Float32 value may round either way there); the nearer of the two.
+func tieDistanceOf(_ layer: IntegerLayer, _ acc: Int64, channel c: Int) -> Double {
+    func distance(_ v: Double) -> Double { abs(abs(v - v.rounded(.down)) - 0.5) }
+    let grid = layer.requantizedGrid!
+    let pre = distance(layer.epilogueValue(acc, channel: c) / grid.scale)
+    guard let lookup = layer.lookup, let out = layer.output else { return pre }
+    let q = layer.requantizedCode(acc, channel: c)
+    return Swift.min(pre, distance(lookup.function.apply(grid.value(q), c) / out.scale))
+}
+
+/// Σ_k |x_k|·|w[m,k]| for every output of the layer (x = code − zero point after the code
+/// ops): the magnitude that bounds the rounding error of a float sum of the same products.
+func absoluteProducts(_ layer: IntegerLayer, _ codes: QTensor) -> AccTensor {
+    var x = codes
+    for op in layer.codeOps {
+        switch op {
+        case let .maxPool(k, s, p): x = IntegerOps.maxPool2d(x, kernel: (k, k), stride: (s, s), padding: (p, p))
+        case .flatten: x = x.flattened()
+        }
+    }
+    let z = Int32(layer.input.zeroPoint)
+    let ax = QTensor(shape: x.shape, values: x.values.map { abs($0 - z) })
+    let aw = QTensor(shape: layer.product.weights.shape, values: layer.product.weights.values.map { abs($0) })
+    switch layer.product.kind {
+    case .gemm: return IntegerOps.matmul(ax.rank == 2 ? ax : ax.flattened(), weight: aw)
+    case let .conv(stride, padding): return IntegerOps.conv2d(ax, weight: aw, stride: (stride, stride), padding: (padding, padding))
+    }
+}
+
+/// How far (in steps of the requantized grid) the Float32 model's code lies from the exact
+/// value of accumulator `exact`, and the bound Float32 arithmetic allows: a float sum of K
+/// products of rounded inputs errs by at most (K + 1)·u·Σ|x||w| (u = 2^−24), and the epilogue
+/// (bias, BatchNorm, scale) adds a few u of the value; (K + 8)·u·(Σ|x||w|·|slope| + |v|) covers both.
+func float32Difference(_ layer: IntegerLayer, exact: Int64, magnitude: Int64, channel c: Int, float32Code: Int32) -> (steps: Double, bound: Double) {
+    // A lookup layer's codes lie on its output grid, past the function: ties are its only excuse.
+    guard layer.lookup == nil, let grid = layer.output else { return (.infinity, 0) }
+    var slope = 1 / grid.scale  // accumulator → output steps
+    for op in layer.epilogue {
+        switch op {
+        case .scale(let f): slope *= abs(f[f.count == 1 ? 0 : c])
+        case let .batchNorm(_, factor, _): slope *= abs(factor[factor.count == 1 ? 0 : c])
+        default: break
+        }
+    }
+    let v = layer.epilogueValue(exact, channel: c) / grid.scale + Double(grid.zeroPoint)
+    let k = Double(layer.product.weights.count / Swift.max(layer.product.weights.shape[0], 1))
+    return (abs(v - Double(float32Code)), (k + 8) * 0x1p-24 * (Double(magnitude) * slope + abs(v)))
 }
 
 extension StreamlineError {

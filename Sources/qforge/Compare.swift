@@ -68,21 +68,28 @@ struct Compare: ParsableCommand {
             let seconds = Date().timeIntervalSince(start)
             print("\(path): \(m.name), \(r.samples) samples (\(String(format: "%.1f", seconds)) s)")
             let header = ["layer", "requant", "acc bits", "float–fq max", "mean", "fq–int max", "mean", "float–int max", "mean", "mismatches", "f32 tie flips"]
+            // Grids wider than Float32's significand: the Float32 model's own rounding shows.
+            let bounded = r.layers.reduce(0) { $0 + $1.float32BoundedDifferences }, wide = bounded > 0
             let rows = r.layers.map { l in
                 [l.name, l.requantization, "\(l.accumulatorBits)",
                  fmt(l.floatVsFakeQuant.max), fmt(l.floatVsFakeQuant.mean), fmt(l.fakeQuantVsInteger.max), fmt(l.fakeQuantVsInteger.mean),
                  fmt(l.floatVsInteger.max), fmt(l.floatVsInteger.mean),
                  l.mismatches == 0 ? "0" : "\(l.mismatches) (≤ \(l.maxStepDifference) steps)", "\(l.float32TieFlips)"]
+                    + (wide ? [l.float32BoundedDifferences == 0 ? "0" : "\(l.float32BoundedDifferences) (≤ \(l.maxBoundedDifference) steps)"] : [])
             }
-            printMarkdownTable([header] + rows)
+            printMarkdownTable([header + (wide ? ["f32 rounding"] : [])] + rows)
             print("output mismatches (integer vs fake-quantized in Double): \(r.outputMismatches)")
             print("float32 tie flips: \(r.float32TieFlips) (Double value within \(String(format: "%.1e", r.layers.map(\.maxTieDistance).max() ?? 0)) steps of x.5); other float32 mismatches: \(r.layers.reduce(0) { $0 + $1.float32OtherMismatches })")
+            if wide {
+                print("float32 rounding: \(bounded) codes where the Float32 model's own sums err by more than a tie, within their error bound (grids wider than Float32's 24-bit significand)")
+            }
             if let a = r.top1Agreement { print(String(format: "top-1 agreement (integer vs fake-quantized): %.4f", a)) }
             if let f = r.floatAccuracy, let q = r.fakeQuantAccuracy, let i = r.integerAccuracy {
                 print(String(format: "accuracy: float %.4f, fake-quantized %.4f, integer %.4f", f, q, i))
             }
             results.append([
                 "model": path, "samples": r.samples, "output_mismatches": r.outputMismatches, "float32_tie_flips": r.float32TieFlips,
+                "float32_rounding_differences": bounded,
                 "top1_agreement": r.top1Agreement ?? NSNull(), "float_accuracy": r.floatAccuracy ?? NSNull(),
                 "fake_quant_accuracy": r.fakeQuantAccuracy ?? NSNull(), "integer_accuracy": r.integerAccuracy ?? NSNull(),
                 "layers": r.layers.map { l -> [String: Any] in
@@ -92,6 +99,7 @@ struct Compare: ParsableCommand {
                      "float_vs_integer": ["max": l.floatVsInteger.max, "mean": l.floatVsInteger.mean],
                      "mismatches": l.mismatches, "max_step_difference": l.maxStepDifference,
                      "float32_tie_flips": l.float32TieFlips, "float32_other_mismatches": l.float32OtherMismatches,
+                     "float32_rounding_differences": l.float32BoundedDifferences,
                      "max_tie_distance": l.maxTieDistance, "values": l.values]
                 },
             ])

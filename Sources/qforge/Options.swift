@@ -63,7 +63,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Quantization-aware training: weight bit width (1–16; signed, narrow range).")
     var wbits: Int?
 
-    @Option(help: "Quantization-aware training: activation bit width (1–16; unsigned, learned scale).")
+    @Option(help: "Quantization-aware training: activation bit width (1–16, or 32 for int32 fixed-point activations; learned scale).")
     var abits: Int?
 
     @Flag(help: "QAT: one weight scale per output channel instead of per tensor.")
@@ -74,6 +74,12 @@ struct ModelOptions: ParsableArguments {
 
     @Option(help: "QAT: quantize biases to this many bits (e.g. 32) at input scale × weight scale (default: float biases).")
     var biasBits: Int?
+
+    @Option(help: "QAT: bias scale: accumulator (input scale × weight scale, Brevitas's Int32Bias) or own (max|b|, a power of two with --po2; for narrow biases such as seed 000's 4-bit ones).")
+    var biasScale: String = "accumulator"
+
+    @Option(help: "QAT: input quantizer width (default 8; 32 gives seed 000's int32 fixed-point inputs).")
+    var inputBits: Int = 8
 
     @Option(help: "QAT: activation and input zero points: zero (symmetric) or learned (asymmetric, calibrated then trained).")
     var zeroPoint: String = "zero"
@@ -110,6 +116,8 @@ struct ModelOptions: ParsableArguments {
         if nested == nil, (wbits == nil) != (abits == nil) { throw ValidationError("give --wbits and --abits together") }
         if !["auto", "max", "mean"].contains(weightScale) { throw ValidationError("--weight-scale must be auto, max or mean") }
         if !["zero", "learned"].contains(zeroPoint) { throw ValidationError("--zero-point must be zero or learned") }
+        if BiasQuantizer.Scaling(rawValue: biasScale) == nil { throw ValidationError("--bias-scale must be accumulator or own") }
+        if biasScale == "own" && biasBits == nil { throw ValidationError("--bias-scale own needs --bias-bits") }
     }
 
     /// The quantization policy the options and the model file ask for, if any: widths from
@@ -130,6 +138,8 @@ struct ModelOptions: ParsableArguments {
         if let d = description { (p.weightBits, p.activationBits) = d.layerWidths }
         if let (_, inner) = nestedWidths { p.weights.nested = .init(innerBits: inner, shift: nestedShift, rounds: nestedRounding == "round") }
         p.biasBits = biasBits
+        p.biasScaling = BiasQuantizer.Scaling(rawValue: biasScale) ?? .accumulator
+        p.input?.bitWidth = inputBits
         return p
     }
 

@@ -310,10 +310,10 @@ final class GraphValidationTests: XCTestCase {
         g.quantizers["nowhere"] = QuantizerSpec(bitWidth: 8, scale: [1])
         assertGraphError(.quantizerTargetUnknown("nowhere")) { try g.validate() }
         g = base()
-        g.quantizers["y"] = QuantizerSpec(bitWidth: 17, scale: [1])
-        let e = assertGraphError(.bitWidthOutOfRange(17)) { try g.validate() }
+        g.quantizers["y"] = QuantizerSpec(bitWidth: 33, scale: [1])
+        let e = assertGraphError(.bitWidthOutOfRange(33)) { try g.validate() }
         XCTAssertEqual(e?.context, "quantizer 'y'")
-        XCTAssertEqual(e?.description, "quantizer 'y': bit width 17 is outside 1…16")
+        XCTAssertEqual(e?.description, "quantizer 'y': bit width 33 is outside 1…32")
         g.quantizers["y"] = QuantizerSpec(bitWidth: 8, scale: [1])
         try g.validate()
     }

@@ -175,7 +175,7 @@ public func compare(_ model: Model, integer: IntegerModel, on data: Dataset, bat
         start = end
     }
     let rows = integer.layers.enumerated().map { k, l in
-        LayerComparison(name: l.name, requantization: l.requantization.formName, accumulatorBits: l.accumulatorBits,
+        LayerComparison(name: l.name, requantization: l.requantization.formName + (l.lookup.map { " + \($0.function) table" } ?? ""), accumulatorBits: l.accumulatorBits,
                         floatVsFakeQuant: stats[k].fvq.result, fakeQuantVsInteger: stats[k].qvi.result, floatVsInteger: stats[k].fvi.result,
                         mismatches: mismatches[k], maxStepDifference: maxSteps[k], float32TieFlips: ties[k],
                         float32BoundedDifferences: bounded[k], maxBoundedDifference: boundedSteps[k], float32OtherMismatches: others[k],

@@ -182,3 +182,22 @@ extension BadInputTests {
         XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.file("m.safetensors")))
     }
 }
+
+extension BadInputTests {
+    func testWideAndTableActivationOptionsAreChecked() throws {
+        let tmp = try TemporaryDirectory()
+        let base = ["train", "--preset", "magnet-small", "--dataset", "magnetometer", "--samples", "64", "--epochs", "1", "-o", tmp.file("m.safetensors")]
+        let cases: [([String], String)] = [
+            (["--wbits", "4", "--abits", "4", "--bias-scale", "own"], "Error: --bias-scale own needs --bias-bits"),
+            (["--wbits", "4", "--abits", "4", "--bias-bits", "4", "--bias-scale", "input"], "Error: --bias-scale must be accumulator or own"),
+            (["--wbits", "4", "--abits", "33"], "Error: layers.1 activations: bit width 33 is outside 1...32"),
+            (["--wbits", "4", "--abits", "4", "--input-bits", "40"], "Error: input quantizer: bit width 40 is outside 1...32"),
+        ]
+        for (extra, message) in cases {
+            let r = try runQForge(base + extra, in: tmp)
+            XCTAssertNotEqual(r.status, 0, "\(extra)")
+            XCTAssertEqual(r.stderrLines.first, message, "\(extra): \(r)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.file("m.safetensors")))
+        }
+    }
+}

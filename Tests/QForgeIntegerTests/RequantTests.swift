@@ -196,6 +196,17 @@ final class RequantTests: XCTestCase {
         XCTAssertEqual([Int64(5), -3, 20, -20].map { left.apply($0, channel: 0) }, [41, -23, 127, -128])
     }
 
+    func testLowestCodeIsAReLUOnSignedAndZeroPointGrids() {
+        // A ReLU before a signed 32-bit grid: nothing below code 0; the top stays 2^31 − 1.
+        let int32 = IntQuantGrid(bitWidth: 32, signed: true)
+        let relu = MultiplyShift.shifting(by: [3], grid: int32, lowest: 0)
+        XCTAssertEqual([Int64(-100), -4, 4, 12, 20, Int64(1) << 40].map { relu.apply($0, channel: 0) }, [0, 0, 0, 2, 2, Int32.max])
+        XCTAssertEqual(MultiplyShift.shifting(by: [3], grid: int32).apply(-100, channel: 0), -12)  // −12.5 → −12 (even)
+        // Zero point 5 on an unsigned grid: the code of 0 is 5; 7·3/4 + 5 = 10.25 → 10.
+        let zp = MultiplyShift(multipliers: [3], shifts: [2], offsets: [5], grid: grid(4, signed: false), lowest: 5)
+        XCTAssertEqual(zp.apply(AccTensor(shape: [4], values: [-20, -1, 7, 100])).values, [5, 5, 10, 15])
+    }
+
     func testMultiplierApproximation() {
         XCTAssertTrue(MultiplyShift.approximating(0.1, bits: 16) == (52429, 19))  // 0.1·2^19 = 52428.8
         XCTAssertTrue(MultiplyShift.approximating(0.75, bits: 8) == (192, 8))

@@ -60,9 +60,10 @@ let package = Package(
         .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "TestSupport"]),
         .testTarget(name: "QForgeReportTests", dependencies: ["QForgeReport", "QForgeQuant", "QForgeInteger", "TestSupport"]),
         .testTarget(name: "QForgeIntegerTests", dependencies: ["QForgeInteger", "TestSupport"]),
-        .testTarget(name: "QForgeHardwareTests", dependencies: ["QForgeHardware", "QForgeInteger", "TestSupport"]),
+        .target(name: "HardwareTestSupport", dependencies: ["QForgeInteger", "QForgeTensor"], path: "Tests/HardwareTestSupport"),
+        .testTarget(name: "QForgeHardwareTests", dependencies: ["QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
         // Simulates generated designs in Verilator and Icarus (skipped without them unless CI is set).
-        .testTarget(name: "QForgeEDATests", dependencies: ["QForgeEDA", "QForgeHardware", "QForgeInteger", "TestSupport"]),
+        .testTarget(name: "QForgeEDATests", dependencies: ["QForgeEDA", "QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.
         .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "TestSupport"]),
         // Trains real models; each test skips itself in debug builds. Run with

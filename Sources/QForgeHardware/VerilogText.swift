@@ -23,12 +23,12 @@ struct VerilogText {
     var text: String { lines.joined(separator: "\n") + "\n" }
 }
 
-/// `[w-1:0]` for a vector, "" for one bit.
-func range(_ bits: Int) -> String { bits == 1 ? "" : "[\(bits - 1):0]" }
+/// `[w-1:0]` (also `[0:0]` for one bit, so that part-selects stay legal).
+func range(_ bits: Int) -> String { "[\(bits - 1):0]" }
 
 /// An unsigned sized literal: 11'd784.
 func lit(_ bits: Int, _ value: Int64) -> String {
-    precondition(value >= 0 && (bits >= 64 || value < Int64(1) << Int64(bits)), "literal \(value) does not fit \(bits) unsigned bits")
+    precondition(value >= 0 && (bits >= 63 || value < Int64(1) << Int64(bits)), "literal \(value) does not fit \(bits) unsigned bits")
     return "\(bits)'d\(value)"
 }
 

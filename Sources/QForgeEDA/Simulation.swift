@@ -18,11 +18,21 @@ public struct SimulationOptions: Sendable {
     /// small designs, slower simulation of large ones).
     public var quickBuild: Bool
     public var environment: [String: String]
+    /// Verilator: where the compiled Verilator runtime (verilated*.o, the same for every
+    /// design) is kept between builds; nil: `$XDG_CACHE_HOME/qforge` or `~/.cache/qforge`.
+    public var cacheDirectory: String?
 
     public init(samples: Int? = nil, seed: Int = 1, stallPercent: Int = 30, quickBuild: Bool = false,
-                environment: [String: String] = ProcessInfo.processInfo.environment) {
+                environment: [String: String] = ProcessInfo.processInfo.environment, cacheDirectory: String? = nil) {
         self.samples = samples; self.seed = seed; self.stallPercent = stallPercent; self.quickBuild = quickBuild
-        self.environment = environment
+        self.environment = environment; self.cacheDirectory = cacheDirectory
+    }
+
+    /// The cache directory in use.
+    var cache: String {
+        if let cacheDirectory { return cacheDirectory }
+        if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return (xdg as NSString).appendingPathComponent("qforge") }
+        return ((environment["HOME"] ?? NSTemporaryDirectory()) as NSString).appendingPathComponent(".cache/qforge")
     }
 }
 
@@ -31,6 +41,10 @@ public struct SimulationPlan: Sendable {
     public var simulator: Simulator
     public var build: [Command]
     public var run: Command
+    /// Verilator: the object directory and the runtime cache (objects copied in after the
+    /// first command and saved after the last).
+    public var objectDirectory: String?
+    public var runtimeCache: String?
 
     /// The plan for the design in `directory` (its manifest lists the files).
     public init(directory: String, manifest: HardwareManifest, simulator: Simulator, options: SimulationOptions) throws {
@@ -41,14 +55,24 @@ public struct SimulationPlan: Sendable {
         switch simulator {
         case .verilator:
             let verilator = try Tool.verilator.locate(environment: options.environment)
+            let make = try Tool.make.locate(environment: options.environment)
             let obj = "sim-verilator"
             let binary = "\(manifest.testbench)_sim"
-            build = [Command(executable: verilator,
-                             arguments: ["--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-j", "2",
-                                         "--Mdir", obj, "-o", binary, "--top-module", manifest.testbench]
-                                 + (options.quickBuild ? ["-CFLAGS", "-O1"] : []) + sources,
-                             directory: directory)]
+            // Verilate, then make: between the two the runtime objects come from the cache.
+            build = [
+                Command(executable: verilator,
+                        arguments: ["--cc", "--exe", "--main", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                                    "--Mdir", obj, "-o", binary, "--top-module", manifest.testbench] + sources,
+                        directory: directory),
+                Command(executable: make, arguments: ["-C", obj, "-f", "V\(manifest.testbench).mk", "-j", "2"]
+                            + (options.quickBuild ? ["OPT_FAST=-O1"] : []),
+                        directory: directory),
+            ]
             run = Command(executable: (directory as NSString).appendingPathComponent("\(obj)/\(binary)"), arguments: plusargs, directory: directory)
+            objectDirectory = (directory as NSString).appendingPathComponent(obj)
+            let version = (try? QForgeEDA.run(Command(executable: verilator, arguments: ["--version"], directory: directory)))?.stdout ?? "unknown"
+            let key = version.unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }.map(String.init).joined().prefix(40)
+            runtimeCache = (options.cache as NSString).appendingPathComponent("verilator-runtime-\(key)")
         case .icarus:
             let iverilog = try Tool.iverilog.locate(environment: options.environment)
             let vvp = try Tool.vvp.locate(environment: options.environment)
@@ -119,13 +143,52 @@ public func simulate(directory: String, simulator: Simulator, options: Simulatio
     let manifest = try HardwareManifest.load(directory)
     let plan = try SimulationPlan(directory: directory, manifest: manifest, simulator: simulator, options: options)
     var buildSeconds = 0.0
-    for c in plan.build { buildSeconds += try run(c).seconds }
+    for (i, c) in plan.build.enumerated() {
+        if i == 1, let obj = plan.objectDirectory, let cache = plan.runtimeCache { restoreRuntime(from: cache, into: obj) }
+        buildSeconds += try run(c).seconds
+    }
+    if let obj = plan.objectDirectory, let cache = plan.runtimeCache { saveRuntime(from: obj, into: cache) }
     let output = try run(plan.run, allowFailure: true)
     let log = output.stdout + output.stderr
     guard let report = SimulationReport.parse(output.stdout) else {
         throw EDAError.failed(command: plan.run.description, status: output.status, stderr: "the testbench ended without its summary line:\n" + log)
     }
     return SimulationResult(report: report, buildSeconds: buildSeconds, runSeconds: output.seconds, log: log)
+}
+
+/// The Verilator runtime objects every build compiles alike.
+private func runtimeObjects(in directory: String) -> [String] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+        .filter { $0.hasPrefix("verilated") && ($0.hasSuffix(".o") || $0.hasSuffix(".d")) }
+}
+
+/// Copies cached runtime objects into a fresh object directory (newer than its makefiles, so
+/// make keeps them). A missing or partial cache only costs the compile.
+private func restoreRuntime(from cache: String, into obj: String) {
+    for name in runtimeObjects(in: cache) {
+        let target = (obj as NSString).appendingPathComponent(name)
+        try? FileManager.default.removeItem(atPath: target)
+        try? FileManager.default.copyItem(atPath: (cache as NSString).appendingPathComponent(name), toPath: target)
+        try? FileManager.default.setAttributes([.modificationDate: Date()], ofItemAtPath: target)
+    }
+}
+
+/// Saves the runtime objects of a finished build when the cache has none yet.
+private func saveRuntime(from obj: String, into cache: String) {
+    guard runtimeObjects(in: cache).isEmpty else { return }
+    let names = runtimeObjects(in: obj)
+    guard names.contains(where: { $0.hasSuffix(".o") }) else { return }
+    let staging = cache + ".tmp-\(UUID().uuidString)"
+    do {
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        for name in names {
+            try FileManager.default.copyItem(atPath: (obj as NSString).appendingPathComponent(name), toPath: (staging as NSString).appendingPathComponent(name))
+        }
+        try? FileManager.default.removeItem(atPath: cache)
+        try FileManager.default.moveItem(atPath: staging, toPath: cache)
+    } catch {
+        try? FileManager.default.removeItem(atPath: staging)
+    }
 }
 
 /// One warning or error of a lint run.

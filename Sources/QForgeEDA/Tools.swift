@@ -34,6 +34,7 @@ public struct Tool: Equatable, Sendable {
     public static let iverilog = Tool(name: "iverilog", variable: "QFORGE_IVERILOG", package: "iverilog")
     public static let vvp = Tool(name: "vvp", variable: "QFORGE_VVP", package: "iverilog")
     public static let yosys = Tool(name: "yosys", variable: "QFORGE_YOSYS", package: "yosys")
+    public static let make = Tool(name: "make", variable: "QFORGE_MAKE", package: "make")
 
     /// The executable: `$variable` if set (it must be executable), else the first `name` on PATH.
     public func locate(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {

@@ -11,7 +11,7 @@ import XCTest
 /// Icarus on random inputs (range extremes included): every output word must match
 /// `IntegerModel.run` and the measured cycles must be the manifest's.
 ///
-/// `QFORGE_HW_MODELS` sets the number of models (default 5), `QFORGE_HW_SEED` the first seed,
+/// `QFORGE_HW_MODELS` sets the number of models (default 3), `QFORGE_HW_SEED` the first seed,
 /// `QFORGE_HW_SIMULATORS` the simulators (default "verilator,icarus").
 final class RandomModelSimulationTests: XCTestCase {
     var environment: [String: String] { ProcessInfo.processInfo.environment }
@@ -19,7 +19,7 @@ final class RandomModelSimulationTests: XCTestCase {
     func testRandomModelsAreBitExactAndOnTime() throws {
         let simulators = (environment["QFORGE_HW_SIMULATORS"] ?? "verilator,icarus").split(separator: ",").compactMap { Simulator(rawValue: String($0)) }
         try requireSimulators(simulators)
-        let models = Int(environment["QFORGE_HW_MODELS"] ?? "") ?? 5
+        let models = Int(environment["QFORGE_HW_MODELS"] ?? "") ?? 3
         let firstSeed = UInt64(environment["QFORGE_HW_SEED"] ?? "") ?? 100
         let dir = try TemporaryDirectory()
         for seed in firstSeed..<(firstSeed + UInt64(models)) {
@@ -36,7 +36,7 @@ final class RandomModelSimulationTests: XCTestCase {
                 }
                 for simulator in simulators {
                     let result = try simulate(directory: path, simulator: simulator,
-                                              options: SimulationOptions(seed: Int(seed), quickBuild: true))
+                                              options: SimulationOptions(seed: Int(seed)))
                     let r = result.report
                     XCTAssertEqual(r.failed, 0, "\(simulator), \(label): \(r.failures.prefix(5))")
                     XCTAssertEqual(r.passed, vectors.count, "\(simulator), \(label)")

@@ -61,7 +61,9 @@ let package = Package(
         .testTarget(name: "QForgeReportTests", dependencies: ["QForgeReport", "QForgeQuant", "QForgeInteger", "TestSupport"]),
         .testTarget(name: "QForgeIntegerTests", dependencies: ["QForgeInteger", "TestSupport"]),
         .target(name: "HardwareTestSupport", dependencies: ["QForgeInteger", "QForgeTensor"], path: "Tests/HardwareTestSupport"),
-        .testTarget(name: "QForgeHardwareTests", dependencies: ["QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
+        // Golden/ holds the emitted files GoldenTests compares against (regenerate: see GoldenTests.swift).
+        .testTarget(name: "QForgeHardwareTests", dependencies: ["QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"],
+                    exclude: ["Golden"]),
         // Simulates generated designs in Verilator and Icarus (skipped without them unless CI is set).
         .testTarget(name: "QForgeEDATests", dependencies: ["QForgeEDA", "QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.

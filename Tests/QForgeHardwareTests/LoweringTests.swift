@@ -1,16 +1,136 @@
 import HardwareTestSupport
-import QForgeHardware
+@testable import QForgeHardware
 import QForgeInteger
 import QForgeTensor
+import TestSupport
 import XCTest
 
+/// A two-layer model with known numbers: 4 unsigned 3-bit inputs (zero point 2) → 6 codes
+/// (thresholds, 2-bit unsigned) → 2 accumulators (8-bit saturating cap, 1 dropped bit).
+func smallModel() -> IntegerModel {
+    let input = CodeGrid(grid: IntQuantGrid(bitWidth: 3, signed: false), scale: 1, zeroPoint: 2)
+    let hidden = CodeGrid(grid: IntQuantGrid(bitWidth: 2, signed: false), scale: 1)
+    let rows: [[Int32]] = [[1, -2, 3, 0], [-4, 5, -6, 7], [0, 0, 1, 1], [-1, -1, -1, -1], [2, 2, -3, 3], [7, -8, 1, 0]]
+    let w0 = QTensor(shape: [6, 4], values: rows.flatMap { $0 })
+    let lists: [[Int64]] = (0..<6).map { (c: Int) -> [Int64] in
+        let t = Int64(c)
+        return [t - 10, t, 5 + 2 * t]
+    }
+    let thresholds = MultiThreshold(thresholds: lists, grid: hidden.grid)
+    let l0 = IntegerLayer.dense(name: "fc0", input: input, weights: w0, requantization: .thresholds(thresholds), output: hidden)
+    let second: [Int32] = [7, 7, 7, 7, 7, 7, -8, 1, -8, 1, -8, 1]
+    let w1 = QTensor(shape: [2, 6], values: second)
+    let l1 = IntegerLayer.dense(name: "fc1", input: hidden, weights: w1, accumulatorCap: AccumulatorCap(bits: 8, overflow: .saturate),
+                                droppedBits: 1, requantization: .output, output: nil)
+    return IntegerModel(name: "small", input: input, shape: [4], layers: [l0, l1])
+}
+
 final class LoweringTests: XCTestCase {
-    func testWriteRandomDesign() throws {
-        guard let dir = ProcessInfo.processInfo.environment["QFORGE_DUMP_DESIGN"] else { throw XCTSkip("set QFORGE_DUMP_DESIGN") }
-        var gen = RandomIntegerModel(seed: UInt64(ProcessInfo.processInfo.environment["QFORGE_DUMP_SEED"] ?? "1")!)
-        let model = gen.model()
-        let graph = try HardwareGraph(model, foldings: model.layers.map { _ in Folding(pe: 1, simd: 1) })
-        let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 10, seed: 3), source: "random")
-        try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: dir, force: true)
+    func testWidthsFollowTheIntegerModel() throws {
+        let g = try HardwareGraph(smallModel(), foldings: [Folding(pe: 2, simd: 2), Folding(pe: 1, simd: 3)])
+        let u0 = g.units[0], u1 = g.units[1]
+        XCTAssertEqual(u0.weightBits, 4)  // −8…7 fits 4 bits; w0 spans −8…7
+        XCTAssertEqual(u0.inputBits, 3)
+        // Channel 3 of fc0: weights −1, −1, −1, −1; the zero-point bias −2·(−4) = 8.
+        XCTAssertEqual(u0.bias?.value(3), 8)
+        // Sums over inputs 0…7: channel 1 (−4, 5, −6, 7) reaches −70…84; with the biases −74…80.
+        XCTAssertEqual(u0.sumRange, ValueRange(-70, 84))
+        XCTAssertEqual(u0.accRange, ValueRange(-74, 80))
+        XCTAssertEqual(u0.accBits, 8)
+        XCTAssertEqual(u0.cycles, 2 * 3)
+        XCTAssertEqual(u0.inLanes, 2)
+        XCTAssertEqual(u1.inLanes, 2)  // fc0's PE
+        // fc1: 7·3·6 = 126 at most, −8·3·3 = −72 at least: 8 bits; the cap (8) does not clamp.
+        XCTAssertEqual(u1.sumRange, ValueRange(-72, 126))
+        XCTAssertFalse(u1.saturates)
+        XCTAssertEqual(u1.valueRange, ValueRange(-36, 63))
+        XCTAssertEqual(u1.valueBits, 7)
+        XCTAssertEqual(g.inputBeats, 2)
+        XCTAssertEqual(g.outputDataBits, 8)
+        // Slowest stage: fc0 (6 cycles) vs the input (2 beats) vs the last unit with one lane (2 × max(2, 1)).
+        XCTAssertEqual(g.expectedCyclesPerInference, 6)
+    }
+
+    func testFoldingMustDivide() {
+        XCTAssertThrowsError(try HardwareGraph(smallModel(), foldings: [Folding(pe: 4, simd: 2), Folding(pe: 1, simd: 1)])) { e in
+            XCTAssertEqual("\(e)", "layer fc0: PE 4, SIMD 2 does not divide the layer (6 outputs need PE dividing 6, 4 inputs need SIMD dividing 4)")
+        }
+        XCTAssertThrowsError(try HardwareGraph(smallModel(), foldings: [Folding(pe: 1, simd: 1)])) { e in
+            XCTAssertEqual("\(e)", "the folding lists 1 layers, the model has 2")
+        }
+    }
+
+    func testDefaultFoldingTakesDivisorsUpToEight() {
+        XCTAssertEqual(Folding.standard(inputs: 784, outputs: 10), Folding(pe: 5, simd: 8))
+        XCTAssertEqual(Folding.standard(inputs: 7, outputs: 1), Folding(pe: 1, simd: 7))
+        XCTAssertEqual(Folding.standard(inputs: 13, outputs: 64), Folding(pe: 8, simd: 1))
+    }
+
+    func testUnsupportedOpsNameTheLayer() {
+        var m = smallModel()
+        m.layers[1].codeOps = [.maxPool(kernel: 2, stride: 2, padding: 0)]
+        XCTAssertThrowsError(try HardwareGraph(m)) { e in
+            XCTAssertEqual("\(e)", "layer fc1: max-pool 2×2/2 is not supported by the folded dataflow style yet (dense Gemm layers with Flatten only)")
+        }
+        m = smallModel()
+        m.layers[0].product.kind = .conv(stride: 1, padding: 0)
+        m.layers[0].product.weights = QTensor(shape: [6, 1, 2, 2], values: m.layers[0].product.weights.values)
+        XCTAssertThrowsError(try HardwareGraph(m)) { e in
+            XCTAssertTrue("\(e)".hasPrefix("layer fc0: convolution 6×1×2×2 stride 1 padding 0 is not supported"), "\(e)")
+        }
+        m = smallModel()
+        m.layers[0].codeOps = [.flatten]  // free
+        XCTAssertNoThrow(try HardwareGraph(m))
+    }
+
+    func testWeightWordsPackLanesLowestFirst() throws {
+        let g = try HardwareGraph(smallModel(), foldings: [Folding(pe: 2, simd: 2), Folding(pe: 1, simd: 3)])
+        let words = g.units[0].weightWords()
+        XCTAssertEqual(words.count, 6)
+        // Address 0: rows 0 and 1, inputs 0 and 1: lanes w[0,0]=1, w[0,1]=−2, w[1,0]=−4, w[1,1]=5 (4 bits each).
+        XCTAssertEqual(words[0], "5ce1")
+        // Address 1: rows 0 and 1, inputs 2 and 3: 3, 0, −6, 7.
+        XCTAssertEqual(words[1], "7a03")
+    }
+
+    func testLiteralsAndPackedWords() {
+        XCTAssertEqual(twosComplementHex(-1, bits: 5), "1f")
+        XCTAssertEqual(twosComplementHex(-36, bits: 8), "dc")
+        XCTAssertEqual(twosComplementHex(5, bits: 13), "0005")
+        XCTAssertEqual(twosComplementHex(-2, bits: 70), "3ffffffffffffffffe")
+        XCTAssertEqual(slit(12, -13), "12'shff3")
+        XCTAssertEqual(lit(11, 784), "11'd784")
+        var w = BitWord()
+        w.append(-1, bits: 3)
+        w.append(2, bits: 4)
+        w.append(-1, bits: 66)
+        XCTAssertEqual(w.hex, "1ffffffffffffffff97")
+        XCTAssertEqual(signExtend("a", from: 4, to: 6), "{{2{a[3]}}, a}")
+        XCTAssertEqual(signExtend("a", from: 6, to: 4), "a[3:0]")
+    }
+
+    func testVectorsComeFromTheIntegerModel() throws {
+        let model = smallModel()
+        let inputs = TestVectors.randomInputs(model, count: 8, seed: 1)
+        XCTAssertEqual(inputs.values.prefix(4), [0, 0, 0, 0])  // all lowest
+        XCTAssertEqual(inputs.values[4..<8], [7, 7, 7, 7])  // all highest
+        let v = TestVectors(model: model, inputs: inputs, source: "random")
+        XCTAssertEqual(v.outputs, model.run(inputs).outputs)
+    }
+
+    func testRefusesANonEmptyBuildDirectory() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("keep.txt", text: "x")
+        let model = smallModel()
+        let design = HardwareDesign(try HardwareGraph(model), vectors: TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 2, seed: 0), source: "random"),
+                                    integerModel: model)
+        XCTAssertThrowsError(try design.write(to: dir.path)) { e in
+            XCTAssertTrue("\(e)".contains("is not empty (1 entries); choose another directory or pass --force"), "\(e)")
+        }
+        try design.write(to: dir.path, force: true)
+        let manifest = try HardwareManifest.load(dir.path)
+        XCTAssertEqual(manifest.top, "qf_top")
+        XCTAssertEqual(manifest.rtl.last, "qf_top.v")
+        XCTAssertEqual(manifest.expectedCyclesPerInference, design.graph.expectedCyclesPerInference)
     }
 }

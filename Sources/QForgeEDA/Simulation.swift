@@ -199,6 +199,10 @@ public struct Diagnostic: Equatable, Sendable, CustomStringConvertible {
     public var line: Int
     public var message: String
 
+    public init(severity: String, code: String, file: String, line: Int, message: String) {
+        self.severity = severity; self.code = code; self.file = file; self.line = line; self.message = message
+    }
+
     public var description: String { "\(file):\(line): \(severity)-\(code): \(message)" }
 
     /// Parses Verilator's `%Warning-CODE: file:line:col: message` (and `%Error…`) lines.

@@ -30,6 +30,12 @@ public struct Tool: Equatable, Sendable {
     public var variable: String
     public var package: String
 
+    public init(name: String, variable: String, package: String) {
+        self.name = name
+        self.variable = variable
+        self.package = package
+    }
+
     public static let verilator = Tool(name: "verilator", variable: "QFORGE_VERILATOR", package: "verilator")
     public static let iverilog = Tool(name: "iverilog", variable: "QFORGE_IVERILOG", package: "iverilog")
     public static let vvp = Tool(name: "vvp", variable: "QFORGE_VVP", package: "iverilog")

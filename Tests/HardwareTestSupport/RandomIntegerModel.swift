@@ -96,3 +96,23 @@ public struct RandomIntegerModel {
         return IntegerModel(name: "random", input: first, shape: [sizes[0]], layers: layers)
     }
 }
+
+/// A two-layer model with known numbers: 4 unsigned 3-bit inputs (zero point 2) → 6 codes
+/// (thresholds, 2-bit unsigned) → 2 accumulators (8-bit saturating cap, 1 dropped bit).
+public func smallDenseModel() -> IntegerModel {
+    let input = CodeGrid(grid: IntQuantGrid(bitWidth: 3, signed: false), scale: 1, zeroPoint: 2)
+    let hidden = CodeGrid(grid: IntQuantGrid(bitWidth: 2, signed: false), scale: 1)
+    let rows: [[Int32]] = [[1, -2, 3, 0], [-4, 5, -6, 7], [0, 0, 1, 1], [-1, -1, -1, -1], [2, 2, -3, 3], [7, -8, 1, 0]]
+    let w0 = QTensor(shape: [6, 4], values: rows.flatMap { $0 })
+    let lists: [[Int64]] = (0..<6).map { (c: Int) -> [Int64] in
+        let t = Int64(c)
+        return [t - 10, t, 5 + 2 * t]
+    }
+    let thresholds = MultiThreshold(thresholds: lists, grid: hidden.grid)
+    let l0 = IntegerLayer.dense(name: "fc0", input: input, weights: w0, requantization: .thresholds(thresholds), output: hidden)
+    let second: [Int32] = [7, 7, 7, 7, 7, 7, -8, 1, -8, 1, -8, 1]
+    let w1 = QTensor(shape: [2, 6], values: second)
+    let l1 = IntegerLayer.dense(name: "fc1", input: hidden, weights: w1, accumulatorCap: AccumulatorCap(bits: 8, overflow: .saturate),
+                                droppedBits: 1, requantization: .output, output: nil)
+    return IntegerModel(name: "small", input: input, shape: [4], layers: [l0, l1])
+}

@@ -1,9 +1,10 @@
 import Foundation
+import HardwareTestSupport
 import QForgeHardware
 import QForgeInteger
 import XCTest
 
-/// The emitted files of `smallModel()` at PE 2, SIMD 2 / PE 1, SIMD 3 against the files in
+/// The emitted files of `smallDenseModel()` at PE 2, SIMD 2 / PE 1, SIMD 3 against the files in
 /// Golden/small. After an intended change of the emitter, regenerate them with
 ///
 ///     QFORGE_REGENERATE_GOLDEN=1 swift test --filter QForgeHardwareTests.GoldenTests
@@ -13,7 +14,7 @@ final class GoldenTests: XCTestCase {
     static let regenerate = "QFORGE_REGENERATE_GOLDEN=1 swift test --filter QForgeHardwareTests.GoldenTests"
 
     func testEmittedFilesMatchGolden() throws {
-        let model = smallModel()
+        let model = smallDenseModel()
         let graph = try HardwareGraph(model, foldings: [Folding(pe: 2, simd: 2), Folding(pe: 1, simd: 3)])
         let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 4, seed: 5), source: "random")
         let design = HardwareDesign(graph, vectors: vectors, integerModel: model)

@@ -5,29 +5,9 @@ import QForgeTensor
 import TestSupport
 import XCTest
 
-/// A two-layer model with known numbers: 4 unsigned 3-bit inputs (zero point 2) → 6 codes
-/// (thresholds, 2-bit unsigned) → 2 accumulators (8-bit saturating cap, 1 dropped bit).
-func smallModel() -> IntegerModel {
-    let input = CodeGrid(grid: IntQuantGrid(bitWidth: 3, signed: false), scale: 1, zeroPoint: 2)
-    let hidden = CodeGrid(grid: IntQuantGrid(bitWidth: 2, signed: false), scale: 1)
-    let rows: [[Int32]] = [[1, -2, 3, 0], [-4, 5, -6, 7], [0, 0, 1, 1], [-1, -1, -1, -1], [2, 2, -3, 3], [7, -8, 1, 0]]
-    let w0 = QTensor(shape: [6, 4], values: rows.flatMap { $0 })
-    let lists: [[Int64]] = (0..<6).map { (c: Int) -> [Int64] in
-        let t = Int64(c)
-        return [t - 10, t, 5 + 2 * t]
-    }
-    let thresholds = MultiThreshold(thresholds: lists, grid: hidden.grid)
-    let l0 = IntegerLayer.dense(name: "fc0", input: input, weights: w0, requantization: .thresholds(thresholds), output: hidden)
-    let second: [Int32] = [7, 7, 7, 7, 7, 7, -8, 1, -8, 1, -8, 1]
-    let w1 = QTensor(shape: [2, 6], values: second)
-    let l1 = IntegerLayer.dense(name: "fc1", input: hidden, weights: w1, accumulatorCap: AccumulatorCap(bits: 8, overflow: .saturate),
-                                droppedBits: 1, requantization: .output, output: nil)
-    return IntegerModel(name: "small", input: input, shape: [4], layers: [l0, l1])
-}
-
 final class LoweringTests: XCTestCase {
     func testWidthsFollowTheIntegerModel() throws {
-        let g = try HardwareGraph(smallModel(), foldings: [Folding(pe: 2, simd: 2), Folding(pe: 1, simd: 3)])
+        let g = try HardwareGraph(smallDenseModel(), foldings: [Folding(pe: 2, simd: 2), Folding(pe: 1, simd: 3)])
         let u0 = g.units[0], u1 = g.units[1]
         XCTAssertEqual(u0.weightBits, 4)  // −8…7 fits 4 bits; w0 spans −8…7
         XCTAssertEqual(u0.inputBits, 3)
@@ -52,10 +32,10 @@ final class LoweringTests: XCTestCase {
     }
 
     func testFoldingMustDivide() {
-        XCTAssertThrowsError(try HardwareGraph(smallModel(), foldings: [Folding(pe: 4, simd: 2), Folding(pe: 1, simd: 1)])) { e in
+        XCTAssertThrowsError(try HardwareGraph(smallDenseModel(), foldings: [Folding(pe: 4, simd: 2), Folding(pe: 1, simd: 1)])) { e in
             XCTAssertEqual("\(e)", "layer fc0: PE 4, SIMD 2 does not divide the layer (6 outputs need PE dividing 6, 4 inputs need SIMD dividing 4)")
         }
-        XCTAssertThrowsError(try HardwareGraph(smallModel(), foldings: [Folding(pe: 1, simd: 1)])) { e in
+        XCTAssertThrowsError(try HardwareGraph(smallDenseModel(), foldings: [Folding(pe: 1, simd: 1)])) { e in
             XCTAssertEqual("\(e)", "the folding lists 1 layers, the model has 2")
         }
     }
@@ -67,24 +47,24 @@ final class LoweringTests: XCTestCase {
     }
 
     func testUnsupportedOpsNameTheLayer() {
-        var m = smallModel()
+        var m = smallDenseModel()
         m.layers[1].codeOps = [.maxPool(kernel: 2, stride: 2, padding: 0)]
         XCTAssertThrowsError(try HardwareGraph(m)) { e in
             XCTAssertEqual("\(e)", "layer fc1: max-pool 2×2/2 is not supported by the folded dataflow style yet (dense Gemm layers with Flatten only)")
         }
-        m = smallModel()
+        m = smallDenseModel()
         m.layers[0].product.kind = .conv(stride: 1, padding: 0)
         m.layers[0].product.weights = QTensor(shape: [6, 1, 2, 2], values: m.layers[0].product.weights.values)
         XCTAssertThrowsError(try HardwareGraph(m)) { e in
             XCTAssertTrue("\(e)".hasPrefix("layer fc0: convolution 6×1×2×2 stride 1 padding 0 is not supported"), "\(e)")
         }
-        m = smallModel()
+        m = smallDenseModel()
         m.layers[0].codeOps = [.flatten]  // free
         XCTAssertNoThrow(try HardwareGraph(m))
     }
 
     func testWeightWordsPackLanesLowestFirst() throws {
-        let g = try HardwareGraph(smallModel(), foldings: [Folding(pe: 2, simd: 2), Folding(pe: 1, simd: 3)])
+        let g = try HardwareGraph(smallDenseModel(), foldings: [Folding(pe: 2, simd: 2), Folding(pe: 1, simd: 3)])
         let words = g.units[0].weightWords()
         XCTAssertEqual(words.count, 6)
         // Address 0: rows 0 and 1, inputs 0 and 1: lanes w[0,0]=1, w[0,1]=−2, w[1,0]=−4, w[1,1]=5 (4 bits each).
@@ -110,7 +90,7 @@ final class LoweringTests: XCTestCase {
     }
 
     func testVectorsComeFromTheIntegerModel() throws {
-        let model = smallModel()
+        let model = smallDenseModel()
         let inputs = TestVectors.randomInputs(model, count: 8, seed: 1)
         XCTAssertEqual(inputs.values.prefix(4), [0, 0, 0, 0])  // all lowest
         XCTAssertEqual(inputs.values[4..<8], [7, 7, 7, 7])  // all highest
@@ -121,7 +101,7 @@ final class LoweringTests: XCTestCase {
     func testRefusesANonEmptyBuildDirectory() throws {
         let dir = try TemporaryDirectory()
         try dir.write("keep.txt", text: "x")
-        let model = smallModel()
+        let model = smallDenseModel()
         let design = HardwareDesign(try HardwareGraph(model), vectors: TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 2, seed: 0), source: "random"),
                                     integerModel: model)
         XCTAssertThrowsError(try design.write(to: dir.path)) { e in

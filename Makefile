@@ -14,12 +14,14 @@ SHELL := /bin/bash
 SWIFT ?= swift
 SWIFT_FLAGS ?=
 
-# Debian packages the build, the tests and the demo need at run time. One per word; later
-# work adds tools here (iverilog, verilator, yosys, ...).
+# Debian packages the build, the tests and the demo need at run time. One per word.
 #   libopenblas0-pthread   OpenBLAS runtime (QForgeTensor dlopens it for GEMM)
 #   dataset-fashion-mnist  Fashion-MNIST under /usr/share/datasets/fashion-mnist
 #   zlib1g                 libz.so.1 (dlopened to read .gz data files)
-DEB_PACKAGES := libopenblas0-pthread dataset-fashion-mnist zlib1g
+#   iverilog               Icarus Verilog: iverilog and vvp simulate generated designs (qforge sim --simulator icarus)
+#   verilator              Verilator: fast simulation and lint of generated designs (qforge sim, qforge lint)
+#   yosys                  Yosys: synthesis of generated designs
+DEB_PACKAGES := libopenblas0-pthread dataset-fashion-mnist zlib1g iverilog verilator yosys
 
 # Python modules the interoperability tests use (from PyPI): numpy reads the .npy files QForge
 # writes, safetensors reads its model files.

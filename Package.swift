@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "QForgeQuant", targets: ["QForgeQuant"]),
         .library(name: "QForgeReport", targets: ["QForgeReport"]),
         .library(name: "QForgeInteger", targets: ["QForgeInteger"]),
+        .library(name: "QForgeHardware", targets: ["QForgeHardware"]),
+        .library(name: "QForgeEDA", targets: ["QForgeEDA"]),
         .executable(name: "qforge", targets: ["qforge"]),
     ],
     dependencies: [
@@ -38,9 +40,14 @@ let package = Package(
         .target(name: "QForgeQuant", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN"]),
         .target(name: "QForgeAVX512", dependencies: ["QForgeTensor"], swiftSettings: avx512Flags),
         .target(name: "QForgeInteger", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeAVX512"], swiftSettings: kernelFlags),
+        // Hardware graph (folded dataflow), Verilog, memory files, testbench and vectors.
+        .target(name: "QForgeHardware", dependencies: ["QForgeInteger", "QForgeTensor"]),
+        // Running Icarus and Verilator on a generated design; parsing what they print.
+        .target(name: "QForgeEDA", dependencies: ["QForgeHardware"]),
         .target(name: "QForgeReport", dependencies: ["QForgeTensor", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger"]),
         .executableTarget(name: "qforge", dependencies: [
             "QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger", "QForgeReport",
+            "QForgeHardware", "QForgeEDA",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Times the integer layer stacks: `swift run -c release QForgeIntegerBench`.
@@ -53,8 +60,14 @@ let package = Package(
         .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "TestSupport"]),
         .testTarget(name: "QForgeReportTests", dependencies: ["QForgeReport", "QForgeQuant", "QForgeInteger", "TestSupport"]),
         .testTarget(name: "QForgeIntegerTests", dependencies: ["QForgeInteger", "TestSupport"]),
+        .target(name: "HardwareTestSupport", dependencies: ["QForgeInteger", "QForgeTensor"], path: "Tests/HardwareTestSupport"),
+        // Golden/ holds the emitted files GoldenTests compares against (regenerate: see GoldenTests.swift).
+        .testTarget(name: "QForgeHardwareTests", dependencies: ["QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"],
+                    exclude: ["Golden"]),
+        // Simulates generated designs in Verilator and Icarus (skipped without them unless CI is set).
+        .testTarget(name: "QForgeEDATests", dependencies: ["QForgeEDA", "QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.
-        .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "TestSupport"]),
+        .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
         // Trains real models; each test skips itself in debug builds. Run with
         // `swift test -c release -Xswiftc -enable-testing --filter QForgeReleaseTests`.
         .testTarget(name: "QForgeReleaseTests", dependencies: ["QForgeNN", "QForgeQuant", "QForgeReport", "QForgeData", "TestSupport"]),

@@ -1,0 +1,214 @@
+import ArgumentParser
+import Foundation
+import QForgeData
+import QForgeEDA
+import QForgeGraph
+import QForgeHardware
+import QForgeInteger
+import QForgeNN
+import QForgeTensor
+
+extension Simulator: ExpressibleByArgument {}
+
+struct Compile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compile a quantized or integer model into a folded dataflow design: Verilog, memory files, a self-checking testbench, test vectors and manifest.json.",
+        discussion: """
+            Dense (Gemm) layers only for now. Each layer becomes a matrix-vector unit with PE output channels \
+            and SIMD inputs in parallel, taking K/SIMD × M/PE cycles per input vector. Default folding: per \
+            layer the largest divisor of M up to 8 as PE and of K up to 8 as SIMD. --fold takes a JSON file \
+            {"layers": [{"pe": 8, "simd": 16}, ...]} (or a bare list), or inline PExSIMD per layer: 8x16,4x8,1x4.
+            The input stream carries the first layer's SIMD codes per beat; the output stream one accumulator \
+            of the last layer per beat.
+            """)
+
+    @Argument(help: "A quantized model file (.safetensors, streamlined as compile-int does) or an integer model file (written by compile-int).")
+    var model: String
+
+    @Option(name: [.short, .customLong("out")], help: "The build directory to write.")
+    var out: String = "build"
+
+    @Option(help: "Hardware style: folded (the only one so far).")
+    var style: String = "folded"
+
+    @Option(help: "Folding: a JSON file, or inline PExSIMD per layer (8x16,4x8,1x4).")
+    var fold: String?
+
+    @Option(help: "Test vectors to write.")
+    var samples: Int = 100
+
+    @Option(help: "Vector inputs: fashion-mnist (the test set), random (the input grid, extremes included), or auto (Fashion-MNIST when the model takes 784 features and the data is installed).")
+    var inputs: String = "auto"
+
+    @Option(name: [.customLong("data-path")], help: "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist or $QFORGE_FASHION_MNIST).")
+    var dataPath: String?
+
+    @Option(help: "Seed of random input vectors.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Prefix of every module and file name.")
+    var prefix: String = "qf"
+
+    @Flag(help: "Write into a non-empty build directory (files of the same names are replaced).")
+    var force = false
+
+    @OptionGroup var streamlining: StreamlineArguments
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard style == "folded" else { throw ValidationError("--style must be folded (fully parallel comes later)") }
+        guard samples >= 1 else { throw ValidationError("--samples must be positive") }
+        guard ["auto", "fashion-mnist", "random"].contains(inputs) else { throw ValidationError("--inputs must be auto, fashion-mnist or random") }
+    }
+
+    func run() throws {
+        let (integer, quantized) = try loadIntegerModel(model, streamlining)
+        let foldings = try fold.map { try parseFolding($0, layers: integer.layers.count) }
+        let graph: HardwareGraph
+        do { graph = try HardwareGraph(integer, foldings: foldings, prefix: prefix) } catch let e as HardwareError {
+            throw CommandError("\(model): \(e)")
+        }
+        let vectors = try makeVectors(integer, quantized)
+        let design = HardwareDesign(graph, vectors: vectors, integerModel: integer)
+        do { try design.write(to: out, force: force) } catch let e as HardwareError { throw CommandError("\(e)") }
+        let rows = graph.units.map { u -> [String] in
+            [u.layerName, "\(u.inputs)→\(u.outputs)", "\(u.folding.pe)", "\(u.folding.simd)", "\(u.inputBits)", "\(u.weightBits)",
+             "\(u.accBits)", u.requantization.name, "\(u.outputBits)", "\(u.cycles)"]
+        }
+        printMarkdownTable([["layer", "dense", "PE", "SIMD", "in bits", "w bits", "acc bits", "requant", "out bits", "cycles"]] + rows)
+        print("input: \(graph.inputLanes) codes per beat, \(graph.inputBeats) beats per inference; output: \(graph.outputWords) accumulators of \(graph.outputValueBits) bits")
+        print("expected: \(graph.expectedCyclesPerInference) cycles per inference, latency \(graph.expectedLatency) cycles")
+        print("vectors: \(vectors.count) from \(vectors.source)")
+        print("wrote \(design.files.count) files to \(out)")
+        if output.json {
+            printJSON(["out": out, "top": graph.top, "files": design.files.count, "vectors": vectors.count,
+                       "expected_cycles_per_inference": graph.expectedCyclesPerInference, "expected_latency": graph.expectedLatency])
+        }
+    }
+
+    func makeVectors(_ integer: IntegerModel, _ quantized: Model?) throws -> TestVectors {
+        let features = integer.inputShape.reduce(1, *)
+        var useData = inputs == "fashion-mnist"
+        if inputs == "auto" && features == FashionMNIST.imageSize * FashionMNIST.imageSize {
+            useData = (try? FashionMNIST.resolveDirectory(dataPath)) != nil
+        }
+        guard useData else {
+            return TestVectors(model: integer, inputs: TestVectors.randomInputs(integer, count: samples, seed: seed), source: "random (seed \(seed))")
+        }
+        let test = try FashionMNIST.load(.test, directory: dataPath, limit: samples)
+        guard test.inputs.count / test.inputs.shape[0] == features else {
+            throw CommandError("the model takes \(features) features, Fashion-MNIST images have \(FashionMNIST.imageSize * FashionMNIST.imageSize); use --inputs random")
+        }
+        let x = quantized?.prepareInputs(test.inputs) ?? Tensor(shape: [test.inputs.shape[0]] + integer.inputShape, storage: test.inputs.storage)
+        return TestVectors(model: integer, inputs: integer.quantizeInput(x), source: "fashion-mnist test set")
+    }
+}
+
+/// An integer model from an integer model file, or streamlined from a quantized model file
+/// (then also the quantized model, whose input preparation the vectors use).
+func loadIntegerModel(_ path: String, _ arguments: StreamlineArguments) throws -> (IntegerModel, Model?) {
+    if let file = try? Safetensors.read(path), file.metadata["qforge_integer_model"] != nil {
+        do { return (try IntegerModelFile.load(path), nil) } catch let e as IntegerModelFileError { throw CommandError("\(e)") }
+    }
+    let (m, integer) = try loadInteger(path, arguments)
+    return (integer, m)
+}
+
+/// Foldings from a JSON file ({"layers": [{"pe": P, "simd": S}, ...]} or a bare list) or inline "PxS,PxS".
+func parseFolding(_ text: String, layers: Int) throws -> [Folding] {
+    var foldings: [Folding]
+    if FileManager.default.fileExists(atPath: text) {
+        guard let data = FileManager.default.contents(atPath: text) else { throw CommandError("cannot read \(text)") }
+        struct File: Decodable { var layers: [Folding] }
+        if let f = try? JSONDecoder().decode(File.self, from: data) {
+            foldings = f.layers
+        } else if let list = try? JSONDecoder().decode([Folding].self, from: data) {
+            foldings = list
+        } else {
+            throw CommandError("\(text): expected {\"layers\": [{\"pe\": P, \"simd\": S}, ...]} or a list of such objects")
+        }
+    } else {
+        foldings = try text.split(separator: ",").map { item in
+            let parts = item.lowercased().split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2 else { throw CommandError("--fold: '\(item)' is not PExSIMD (e.g. 8x16), and \(text) is not a file") }
+            return Folding(pe: parts[0], simd: parts[1])
+        }
+    }
+    guard foldings.count == layers else { throw CommandError("--fold lists \(foldings.count) layers, the model has \(layers)") }
+    return foldings
+}
+
+struct Sim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build and run a compiled design's self-checking testbench in Verilator or Icarus: every output word is compared with the integer model.")
+
+    @Argument(help: "The build directory written by qforge compile.")
+    var directory: String
+
+    @Option(help: "verilator or icarus.")
+    var simulator: Simulator = .verilator
+
+    @Option(help: "Samples to check (default: all vectors in the build directory).")
+    var samples: Int?
+
+    @Option(help: "Seed of the random stalls.")
+    var seed: Int = 1
+
+    @Option(help: "Chance in percent that input valid or output ready drops in a cycle.")
+    var stall: Int = 30
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if let n = samples, n < 1 { throw ValidationError("--samples must be positive") }
+        guard (0...95).contains(stall) else { throw ValidationError("--stall must be 0...95") }
+    }
+
+    func run() throws {
+        let result: SimulationResult
+        do {
+            result = try simulate(directory: directory, simulator: simulator,
+                                  options: SimulationOptions(samples: samples, seed: seed, stallPercent: stall))
+        } catch let e as EDAError {
+            throw CommandError("\(e)")
+        } catch let e as HardwareError {
+            throw CommandError("\(e)")
+        }
+        let r = result.report
+        for f in r.failures { print(f) }
+        print("\(simulator.rawValue): \(r.passed) passed, \(r.failed) failed")
+        print("cycles per inference: \(r.cyclesPerInference) (expected \(r.expectedCyclesPerInference)); latency: \(r.latency) cycles (expected \(r.expectedLatency))")
+        print(String(format: "simulated %d cycles in %.2f s (%.0f cycles/s); build %.1f s", r.cycles, result.runSeconds, result.cyclesPerSecond, result.buildSeconds))
+        if r.cyclesPerInference != r.expectedCyclesPerInference || r.latency != r.expectedLatency {
+            note("warning: measured cycles differ from the manifest's expectation")
+        }
+        if output.json {
+            printJSON(["passed": r.passed, "failed": r.failed, "cycles_per_inference": r.cyclesPerInference,
+                       "expected_cycles_per_inference": r.expectedCyclesPerInference, "latency": r.latency, "expected_latency": r.expectedLatency,
+                       "simulator": simulator.rawValue, "cycles": r.cycles, "cycles_per_second": result.cyclesPerSecond])
+        }
+        if r.failed > 0 || r.passed == 0 { throw ExitCode(1) }
+    }
+}
+
+struct Lint: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run verilator --lint-only -Wall on a compiled design's RTL.")
+
+    @Argument(help: "The build directory written by qforge compile.")
+    var directory: String
+
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        let diagnostics: [Diagnostic]
+        do { diagnostics = try lint(directory: directory) } catch let e as EDAError {
+            throw CommandError("\(e)")
+        } catch let e as HardwareError {
+            throw CommandError("\(e)")
+        }
+        for d in diagnostics { print(d) }
+        print(diagnostics.isEmpty ? "lint clean: verilator --lint-only -Wall reported nothing" : "\(diagnostics.count) lint diagnostics")
+        if output.json { printJSON(["diagnostics": diagnostics.map(\.description)]) }
+        if !diagnostics.isEmpty { throw ExitCode(1) }
+    }
+}

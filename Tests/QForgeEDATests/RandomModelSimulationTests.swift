@@ -1,0 +1,74 @@
+import Foundation
+import HardwareTestSupport
+import QForgeEDA
+import QForgeHardware
+import QForgeInteger
+import QForgeTensor
+import TestSupport
+import XCTest
+
+/// Random dense integer models, compiled at several foldings, simulated in Verilator and
+/// Icarus on random inputs (range extremes included): every output word must match
+/// `IntegerModel.run` and the measured cycles must be the manifest's.
+///
+/// `QFORGE_HW_MODELS` sets the number of models (default 3), `QFORGE_HW_SEED` the first seed,
+/// `QFORGE_HW_SIMULATORS` the simulators (default "verilator,icarus").
+final class RandomModelSimulationTests: XCTestCase {
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    func testRandomModelsAreBitExactAndOnTime() throws {
+        let simulators = (environment["QFORGE_HW_SIMULATORS"] ?? "verilator,icarus").split(separator: ",").compactMap { Simulator(rawValue: String($0)) }
+        try requireSimulators(simulators)
+        let models = Int(environment["QFORGE_HW_MODELS"] ?? "") ?? 3
+        let firstSeed = UInt64(environment["QFORGE_HW_SEED"] ?? "") ?? 100
+        let dir = try TemporaryDirectory()
+        for seed in firstSeed..<(firstSeed + UInt64(models)) {
+            var generator = RandomIntegerModel(seed: seed)
+            let model = generator.model()
+            let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 12, seed: seed), source: "random")
+            for (f, folding) in foldings(model, seed: seed).enumerated() {
+                let label = "seed \(seed), folding \(folding.map(\.description).joined(separator: "; "))"
+                let graph = try HardwareGraph(model, foldings: folding)
+                let path = dir.file("s\(seed)-f\(f)")
+                try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
+                if simulators.contains(.verilator) {
+                    XCTAssertEqual(try lint(directory: path).map(\.description), [], "lint, \(label)")
+                }
+                for simulator in simulators {
+                    let result = try simulate(directory: path, simulator: simulator,
+                                              options: SimulationOptions(seed: Int(seed)))
+                    let r = result.report
+                    XCTAssertEqual(r.failed, 0, "\(simulator), \(label): \(r.failures.prefix(5))")
+                    XCTAssertEqual(r.passed, vectors.count, "\(simulator), \(label)")
+                    XCTAssertEqual(r.cyclesPerInference, graph.expectedCyclesPerInference, "\(simulator), \(label): cycles per inference")
+                    XCTAssertEqual(r.latency, graph.expectedLatency, "\(simulator), \(label): latency")
+                }
+            }
+        }
+    }
+
+    /// PE = SIMD = 1, everything parallel, and a random divisor pair per layer.
+    func foldings(_ model: IntegerModel, seed: UInt64) -> [[Folding]] {
+        var rng = SeededRandom(seed: seed &* 31)
+        func divisor(_ n: Int) -> Int {
+            let all = (1...n).filter { n % $0 == 0 }
+            return all[Int(rng.next() % UInt64(all.count))]
+        }
+        let shapes = model.layers.map { ($0.product.weights.shape[0], $0.product.weights.shape[1]) }
+        return [
+            shapes.map { _ in Folding(pe: 1, simd: 1) },
+            shapes.map { Folding(pe: $0.0, simd: $0.1) },
+            shapes.map { Folding(pe: divisor($0.0), simd: divisor($0.1)) },
+        ]
+    }
+
+    func requireSimulators(_ simulators: [Simulator]) throws {
+        for s in simulators {
+            switch s {
+            case .verilator: try requireResource(Tool.verilator.isAvailable(), "verilator not found (Debian package verilator)")
+            case .icarus:
+                try requireResource(Tool.iverilog.isAvailable() && Tool.vvp.isAvailable(), "iverilog/vvp not found (Debian package iverilog)")
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import HardwareTestSupport
+@testable import QForgeHardware
+import QForgeInteger
+import QForgeTensor
+import TestSupport
+import XCTest
+
+final class LoweringTests: XCTestCase {
+    func testWidthsFollowTheIntegerModel() throws {
+        let g = try HardwareGraph(smallDenseModel(), foldings: [Folding(pe: 2, simd: 2), Folding(pe: 1, simd: 3)])
+        let u0 = g.units[0], u1 = g.units[1]
+        XCTAssertEqual(u0.weightBits, 4)  // −8…7 fits 4 bits; w0 spans −8…7
+        XCTAssertEqual(u0.inputBits, 3)
+        // Channel 3 of fc0: weights −1, −1, −1, −1; the zero-point bias −2·(−4) = 8.
+        XCTAssertEqual(u0.bias?.value(3), 8)
+        // Sums over inputs 0…7: channel 1 (−4, 5, −6, 7) reaches −70…84; with the biases −74…80.
+        XCTAssertEqual(u0.sumRange, ValueRange(-70, 84))
+        XCTAssertEqual(u0.accRange, ValueRange(-74, 80))
+        XCTAssertEqual(u0.accBits, 8)
+        XCTAssertEqual(u0.cycles, 2 * 3)
+        XCTAssertEqual(u0.inLanes, 2)
+        XCTAssertEqual(u1.inLanes, 2)  // fc0's PE
+        // fc1: 7·3·6 = 126 at most, −8·3·3 = −72 at least: 8 bits; the cap (8) does not clamp.
+        XCTAssertEqual(u1.sumRange, ValueRange(-72, 126))
+        XCTAssertFalse(u1.saturates)
+        XCTAssertEqual(u1.valueRange, ValueRange(-36, 63))
+        XCTAssertEqual(u1.valueBits, 7)
+        XCTAssertEqual(g.inputBeats, 2)
+        XCTAssertEqual(g.outputDataBits, 8)
+        // Slowest stage: fc0 (6 cycles) vs the input (2 beats) vs the last unit with one lane (2 × max(2, 1)).
+        XCTAssertEqual(g.expectedCyclesPerInference, 6)
+    }
+
+    func testFoldingMustDivide() {
+        XCTAssertThrowsError(try HardwareGraph(smallDenseModel(), foldings: [Folding(pe: 4, simd: 2), Folding(pe: 1, simd: 1)])) { e in
+            XCTAssertEqual("\(e)", "layer fc0: PE 4, SIMD 2 does not divide the layer (6 outputs need PE dividing 6, 4 inputs need SIMD dividing 4)")
+        }
+        XCTAssertThrowsError(try HardwareGraph(smallDenseModel(), foldings: [Folding(pe: 1, simd: 1)])) { e in
+            XCTAssertEqual("\(e)", "the folding lists 1 layers, the model has 2")
+        }
+    }
+
+    func testDefaultFoldingTakesDivisorsUpToEight() {
+        XCTAssertEqual(Folding.standard(inputs: 784, outputs: 10), Folding(pe: 5, simd: 8))
+        XCTAssertEqual(Folding.standard(inputs: 7, outputs: 1), Folding(pe: 1, simd: 7))
+        XCTAssertEqual(Folding.standard(inputs: 13, outputs: 64), Folding(pe: 8, simd: 1))
+    }
+
+    func testUnsupportedOpsNameTheLayer() {
+        var m = smallDenseModel()
+        m.layers[1].codeOps = [.maxPool(kernel: 2, stride: 2, padding: 0)]
+        XCTAssertThrowsError(try HardwareGraph(m)) { e in
+            XCTAssertEqual("\(e)", "layer fc1: max-pool 2×2/2 is not supported by the folded dataflow style yet (dense Gemm layers with Flatten only)")
+        }
+        m = smallDenseModel()
+        m.layers[0].product.kind = .conv(stride: 1, padding: 0)
+        m.layers[0].product.weights = QTensor(shape: [6, 1, 2, 2], values: m.layers[0].product.weights.values)
+        XCTAssertThrowsError(try HardwareGraph(m)) { e in
+            XCTAssertTrue("\(e)".hasPrefix("layer fc0: convolution 6×1×2×2 stride 1 padding 0 is not supported"), "\(e)")
+        }
+        m = smallDenseModel()
+        m.layers[0].codeOps = [.flatten]  // free
+        XCTAssertNoThrow(try HardwareGraph(m))
+    }
+
+    func testWeightWordsPackLanesLowestFirst() throws {
+        let g = try HardwareGraph(smallDenseModel(), foldings: [Folding(pe: 2, simd: 2), Folding(pe: 1, simd: 3)])
+        let words = g.units[0].weightWords()
+        XCTAssertEqual(words.count, 6)
+        // Address 0: rows 0 and 1, inputs 0 and 1: lanes w[0,0]=1, w[0,1]=−2, w[1,0]=−4, w[1,1]=5 (4 bits each).
+        XCTAssertEqual(words[0], "5ce1")
+        // Address 1: rows 0 and 1, inputs 2 and 3: 3, 0, −6, 7.
+        XCTAssertEqual(words[1], "7a03")
+    }
+
+    func testLiteralsAndPackedWords() {
+        XCTAssertEqual(twosComplementHex(-1, bits: 5), "1f")
+        XCTAssertEqual(twosComplementHex(-36, bits: 8), "dc")
+        XCTAssertEqual(twosComplementHex(5, bits: 13), "0005")
+        XCTAssertEqual(twosComplementHex(-2, bits: 70), "3ffffffffffffffffe")
+        XCTAssertEqual(slit(12, -13), "12'shff3")
+        XCTAssertEqual(lit(11, 784), "11'd784")
+        var w = BitWord()
+        w.append(-1, bits: 3)
+        w.append(2, bits: 4)
+        w.append(-1, bits: 66)
+        XCTAssertEqual(w.hex, "1ffffffffffffffff97")
+        XCTAssertEqual(signExtend("a", from: 4, to: 6), "{{2{a[3]}}, a}")
+        XCTAssertEqual(signExtend("a", from: 6, to: 4), "a[3:0]")
+    }
+
+    func testVectorsComeFromTheIntegerModel() throws {
+        let model = smallDenseModel()
+        let inputs = TestVectors.randomInputs(model, count: 8, seed: 1)
+        XCTAssertEqual(inputs.values.prefix(4), [0, 0, 0, 0])  // all lowest
+        XCTAssertEqual(inputs.values[4..<8], [7, 7, 7, 7])  // all highest
+        let v = TestVectors(model: model, inputs: inputs, source: "random")
+        XCTAssertEqual(v.outputs, model.run(inputs).outputs)
+    }
+
+    func testRefusesANonEmptyBuildDirectory() throws {
+        let dir = try TemporaryDirectory()
+        try dir.write("keep.txt", text: "x")
+        let model = smallDenseModel()
+        let design = HardwareDesign(try HardwareGraph(model), vectors: TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 2, seed: 0), source: "random"),
+                                    integerModel: model)
+        XCTAssertThrowsError(try design.write(to: dir.path)) { e in
+            XCTAssertTrue("\(e)".contains("is not empty (1 entries); choose another directory or pass --force"), "\(e)")
+        }
+        try design.write(to: dir.path, force: true)
+        let manifest = try HardwareManifest.load(dir.path)
+        XCTAssertEqual(manifest.top, "qf_top")
+        XCTAssertEqual(manifest.rtl.last, "qf_top.v")
+        XCTAssertEqual(manifest.expectedCyclesPerInference, design.graph.expectedCyclesPerInference)
+    }
+}

@@ -243,6 +243,12 @@ extension HardwareGraph {
                 let shape = layer.product.weights.shape.map(String.init).joined(separator: "×")
                 throw HardwareError.unsupportedOp(layer: layer.name, op: "convolution \(shape) stride \(s) padding \(p)")
             }
+            if let lookup = layer.lookup {
+                throw HardwareError.unsupportedOp(layer: layer.name, op: "lookup-table \(lookup.function) activation")
+            }
+            if case let .multiplyShift(ms) = layer.requantization, let lowest = ms.lowest, lowest > Int64(ms.grid.minInt) {
+                throw HardwareError.unsupportedOp(layer: layer.name, op: "requantization clamped below at code \(lowest) (a ReLU on a signed or zero-point grid)")
+            }
             let isLast = i == model.layers.count - 1
             if !isLast, layer.requantization == .output {
                 throw HardwareError.invalid("layer \(layer.name): only the last layer may emit raw accumulators")

@@ -61,6 +61,21 @@ final class LoweringTests: XCTestCase {
         m = smallDenseModel()
         m.layers[0].codeOps = [.flatten]  // free
         XCTAssertNoThrow(try HardwareGraph(m))
+        // Lookup-table activations and a ReLU floor above the grid's bottom: refused, not mis-built.
+        m = smallDenseModel()
+        let hidden = m.layers[0].output!
+        m.layers[0].lookup = CodeLookup(input: hidden, function: .sigmoid, output: hidden)
+        XCTAssertThrowsError(try HardwareGraph(m)) { e in
+            XCTAssertTrue("\(e)".hasPrefix("layer fc0: lookup-table sigmoid activation is not supported"), "\(e)")
+        }
+        m = smallDenseModel()
+        let signed = CodeGrid(grid: IntQuantGrid(bitWidth: 8, signed: true), scale: 1)
+        m.layers[0].requantization = .multiplyShift(.shifting(by: [1], grid: signed.grid, lowest: 0))
+        m.layers[0].output = signed
+        m.layers[1].input = signed
+        XCTAssertThrowsError(try HardwareGraph(m)) { e in
+            XCTAssertTrue("\(e)".hasPrefix("layer fc0: requantization clamped below at code 0 (a ReLU on a signed or zero-point grid) is not supported"), "\(e)")
+        }
     }
 
     func testWeightWordsPackLanesLowestFirst() throws {

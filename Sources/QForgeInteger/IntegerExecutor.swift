@@ -95,7 +95,12 @@ struct LayerPlan: Sendable {
             return last ? (nil, acc) : (layer.requantize(acc), nil)
         }
         var input = x
-        for op in layer.codeOps {
+        // A stride-1 convolution after a halving max-pool pools while it reads its image.
+        var pooledFrom: (h: Int, w: Int)?
+        if fused.direct != nil, layer.codeOps == [.maxPool(kernel: 2, stride: 2, padding: 0)], x.rank == 4, x.shape[2] >= 2, x.shape[3] >= 2 {
+            pooledFrom = (x.shape[2], x.shape[3])
+        }
+        for op in layer.codeOps where pooledFrom == nil {
             switch op {
             case let .maxPool(k, s, p): input = IntegerOps.maxPool2d(input, kernel: (k, k), stride: (s, s), padding: (p, p))
             case .flatten: input = input.flattened()
@@ -131,7 +136,8 @@ struct LayerPlan: Sendable {
         case let .conv(stride, padding):
             precondition(input.rank == 4 && input.shape[1] == weights.weight.shape[1],
                          "conv2d: input \(input.shape) ([N, C, H, W]) does not match weight \(weights.weight.shape) ([M, C, kh, kw])")
-            let g = ConvShape("conv2d", input: input.shape, kernel: (weights.weight.shape[2], weights.weight.shape[3]),
+            let shape = pooledFrom.map { [input.shape[0], input.shape[1], $0.h / 2, $0.w / 2] } ?? input.shape
+            let g = ConvShape("conv2d", input: shape, kernel: (weights.weight.shape[2], weights.weight.shape[3]),
                               stride: (stride, stride), padding: (padding, padding))
             let hw = g.ho * g.wo
             if let direct = fused.direct {
@@ -143,7 +149,7 @@ struct LayerPlan: Sendable {
                 return input.values.withUnsafeBufferPointer { xp in
                     output(count: g.n * m * hw, shape: [g.n, m, g.ho, g.wo]) { codes, accumulators in
                         guard g.n > 0, hw > 0 else { return }
-                        IntegerKernels.int16DirectConv(xp.baseAddress!, g, weights: direct, chunk: chunk) { s, c, ldc, stride in
+                        IntegerKernels.int16DirectConv(xp.baseAddress!, g, pooledFrom: pooledFrom, weights: direct, chunk: chunk) { s, c, ldc, stride in
                             // Channel o's sums are row o of c, output row i at i · stride; the
                             // columns past OW are not outputs.
                             let used = (g.ho - 1) * stride + g.wo, padded = (used + 15) / 16 * 16

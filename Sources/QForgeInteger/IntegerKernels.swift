@@ -329,9 +329,11 @@ extension IntegerKernels {
     /// c[o · ldc + i · stride + j] = the sum of output channel o at (i, j) (Int32; stride =
     /// W + 2pw, the padded row; the columns j ≥ OW are not outputs). `chunk(lo, hi)` gives the
     /// chunk length for a sample whose codes lie in lo…hi. Samples are spread over the cores;
-    /// `emit` runs on the worker that owns the sample.
-    static func int16DirectConv(_ x: UnsafePointer<Int32>, _ g: ConvShape, weights: DirectConvWeights, chunk: (Int64, Int64) -> Int,
-                                emit: (Int, UnsafeMutablePointer<Int32>, Int, Int) -> Void) {
+    /// `emit` runs on the worker that owns the sample. With `pooledFrom` (H₀, W₀), x holds
+    /// [N, C, H₀, W₀] codes and the convolution's input [N, C, H, W] is their 2×2 max-pool
+    /// with stride 2 (H = ⌊H₀/2⌋, W = ⌊W₀/2⌋, as `IntegerOps.maxPool2d`), taken on the way.
+    static func int16DirectConv(_ x: UnsafePointer<Int32>, _ g: ConvShape, pooledFrom: (h: Int, w: Int)? = nil, weights: DirectConvWeights,
+                                chunk: (Int64, Int64) -> Int, emit: (Int, UnsafeMutablePointer<Int32>, Int, Int) -> Void) {
         precondition(g.sh == 1 && g.sw == 1 && g.c == weights.channels && g.kh == weights.kh && g.kw == weights.kw,
                      "int16DirectConv: \(g) does not suit the weights")
         let hp = g.h + 2 * g.ph, wp = g.w + 2 * g.pw, plane = hp * wp, planes = weights.pairedChannels / 2
@@ -352,20 +354,29 @@ extension IntegerKernels {
                     let c = UnsafeMutablePointer<Int32>.allocate(capacity: weights.paddedRows * ldc)
                     defer { image.deallocate(); c.deallocate() }
                     image.initialize(repeating: 0, count: 2 * words)  // borders, the odd channel's partner and the slack stay 0
+                    let pooled = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * g.w)
+                    defer { pooled.deallocate() }
+                    let inH = pooledFrom?.h ?? g.h, inW = pooledFrom?.w ?? g.w
+                    /// Row y of channel ci of the convolution's input (pooled into `into` when pooling).
+                    func inputRow(_ sample: UnsafePointer<Int32>, _ ci: Int, _ y: Int, _ into: UnsafeMutablePointer<Int32>) -> UnsafePointer<Int32> {
+                        guard pooledFrom != nil else { return sample + (ci * g.h + y) * g.w }
+                        let top = sample + (ci * inH + 2 * y) * inW, bottom = top + inW
+                        for j in 0..<g.w { into[j] = Swift.max(Swift.max(top[2 * j], top[2 * j + 1]), Swift.max(bottom[2 * j], bottom[2 * j + 1])) }
+                        return UnsafePointer(into)
+                    }
                     for s in (g.n * wk / workers)..<(g.n * (wk + 1) / workers) {
                         var lo = Int32.max, hi = Int32.min
-                        let sample = x + s * g.c * g.h * g.w
+                        let sample = x + s * g.c * inH * inW
                         for cp in 0..<planes {
-                            let even = sample + 2 * cp * g.h * g.w, odd = 2 * cp + 1 < g.c ? even + g.h * g.w : nil
                             for y in 0..<g.h {
-                                let dst = image + 2 * (cp * plane + (y + g.ph) * wp + g.pw), e = even + y * g.w
+                                let dst = image + 2 * (cp * plane + (y + g.ph) * wp + g.pw), e = inputRow(sample, 2 * cp, y, pooled)
+                                let odd: UnsafePointer<Int32>? = 2 * cp + 1 < g.c ? inputRow(sample, 2 * cp + 1, y, pooled + g.w) : nil
                                 for xx in 0..<g.w {
                                     lo = Swift.min(lo, e[xx])
                                     hi = Swift.max(hi, e[xx])
                                     dst[2 * xx] = Int16(truncatingIfNeeded: e[xx])
                                 }
-                                if let odd {
-                                    let o = odd + y * g.w
+                                if let o = odd {
                                     for xx in 0..<g.w {
                                         lo = Swift.min(lo, o[xx])
                                         hi = Swift.max(hi, o[xx])

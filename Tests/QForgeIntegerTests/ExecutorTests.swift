@@ -155,7 +155,7 @@ final class ExecutorTests: XCTestCase {
         var rng = SeededRandom(seed: 77)
         var seen: [String: Int] = [:]  // which plans the trials exercised
         defer {
-            for kind in ["direct", "im2col", "gemm", "thresholds", "multiplyShift", "wrap", "saturate", "definition"] {
+            for kind in ["direct", "pooled direct", "im2col", "gemm", "thresholds", "multiplyShift", "wrap", "saturate", "definition"] {
                 XCTAssertGreaterThan(seen[kind] ?? 0, 0, "no \(kind) plan among the trials: \(seen)")
             }
         }
@@ -164,6 +164,7 @@ final class ExecutorTests: XCTestCase {
             for plan in model.executionCache.plans(for: model.layers) {
                 guard let fused = plan.fused else { seen["definition", default: 0] += 1; continue }
                 if case .gemm = plan.layer.product.kind { seen["gemm", default: 0] += 1 } else { seen[fused.direct != nil ? "direct" : "im2col", default: 0] += 1 }
+                if fused.direct != nil && plan.layer.codeOps == [.maxPool(kernel: 2, stride: 2, padding: 0)] { seen["pooled direct", default: 0] += 1 }
                 if case .thresholds = fused.epilogue.requant { seen["thresholds", default: 0] += 1 }
                 if case .multiplyShift = fused.epilogue.requant { seen["multiplyShift", default: 0] += 1 }
                 if let cap = fused.epilogue.cap { seen[cap.overflow.rawValue, default: 0] += 1 }

@@ -10,4 +10,11 @@ public enum Int16GEMM512 {
                                pairs: Int, chunk: Int, c: UnsafeMutablePointer<Int32>, ldc: Int) {
         Int16GEMM.kernelLoop(a: a, lda: lda, rows: rows, b: b, panels: panels, pairs: pairs, chunk: chunk, c: c, ldc: ldc, twoPanels: true)
     }
+
+    /// `Int16GEMM.directProduct` on 512-bit lanes (4 × 48 tiles): the same arguments and results.
+    public static func directProduct(a: UnsafePointer<Int16>, lda: Int, rows: Int, image: UnsafePointer<Int16>, offsets: UnsafePointer<Int32>,
+                                     positions: Int, pairs: Int, chunk: Int, c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        Int16GEMM.directLoop(a: a, lda: lda, rows: rows, image: image, offsets: offsets, positions: positions, pairs: pairs, chunk: chunk,
+                             c: c, ldc: ldc, panelsPerTile: 3)
+    }
 }

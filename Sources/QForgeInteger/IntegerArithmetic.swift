@@ -74,6 +74,14 @@ import QForgeTensor
 /// chunks are long enough to pay (`minimumInt16Chunk` pairs, or all of k), then float32, then
 /// Int64; the choice depends on the weights and maxAbsInput only. Programmer errors (shapes,
 /// parameters out of range, sums beyond 64 bits) are precondition failures.
+///
+/// `IntegerModel.run` gives every layer's `accumulate` then `requantize` results, and computes
+/// some layers faster (`LayerPlan`), again chosen from the weights and the input grid only:
+///
+/// | fast path | exact when | how |
+/// | --- | --- | --- |
+/// | fused Int32 epilogue | the layer takes the `int16` path and a·max_m Σ_k \|w[m,k]\| + max \|bias\| ≤ 2^31 − 2; thresholds with codes ± (list length + 1) inside Int32, or multiplier and shift | the Int16 product's Int32 sums go through bias, cap, dropped bits and requantization in Int32 lanes per block of samples (`Int32Epilogue` says why each step equals its Int64 definition) |
+/// | direct convolution | as above, stride 1, and the `int16` chunk condition holds for the weights with an odd channel count padded by a zero channel | the product reads the zero-bordered image directly, channel pairs as 32-bit words (`Int16GEMM.directLoop`): the same 16-bit lanes and chunks as the `int16` path, no im2col, sums already channel-major |
 public enum IntegerOps {
     /// How `matmul` and `conv2d` compute their products (the results are identical).
     public enum ProductPath: String, CaseIterable, Sendable {

@@ -152,46 +152,99 @@ extension IntegerKernels {
     static let int16ParallelWork = 1 << 20
 
     /// y[r, j] = Σ_k x[r, k] · w[j, k] + bias[j], x [n, k] codes, w the packed [m, k] weights,
-    /// y [n, m]; each core converts, multiplies and widens its own rows.
+    /// y [n, m] (Int64).
     static func int16Matmul(_ x: UnsafePointer<Int32>, n: Int, weights: PackedWeights, chunk: Int,
                             bias: UnsafePointer<Int64>?, out: UnsafeMutablePointer<Int64>) {
+        let m = weights.rows
+        int16MatmulBlocks(x, n: n, weights: weights, chunk: { _, _ in chunk }) { r0, rows, c, ldc in
+            for r in 0..<rows {
+                let src = c + r * ldc, dst = out + (r0 + r) * m
+                if let bias {
+                    for j in 0..<m { dst[j] = Int64(src[j]) &+ bias[j] }
+                } else {
+                    for j in 0..<m { dst[j] = Int64(src[j]) }
+                }
+            }
+        }
+    }
+
+    /// Rows of A per block of `int16MatmulBlocks` (a multiple of `Int16GEMM.tileRows`): A and C
+    /// of a block stay in the core's L2 cache.
+    static let int16BlockRows = 96
+
+    /// The Int16 matmul of x [n, k] codes and the packed [m, k] weights, block by block: each
+    /// block of rows is converted to Int16, multiplied, and handed to `emit(r0, rows, c, ldc)`
+    /// with c[r · ldc + j] = Σ_p x[r0 + r, p] · w[j, p] (Int32, j < m; ldc ≥ m, a multiple of
+    /// 16, the columns past m hold 0). `chunk(lo, hi)` gives the chunk length for a block whose
+    /// codes lie in lo…hi (it may check them). Rows are split over the cores when the work is
+    /// large; `emit` runs on the worker that owns the block (blocks are disjoint).
+    static func int16MatmulBlocks(_ x: UnsafePointer<Int32>, n: Int, weights: PackedWeights, chunk: (Int64, Int64) -> Int,
+                                  emit: (Int, Int, UnsafeMutablePointer<Int32>, Int) -> Void) {
         let m = weights.rows, k = weights.depth, pairs = weights.pairs, lda = 2 * pairs
         let panels = weights.panelCount, ldc = panels * Int16GEMM.panelWidth, tile = Int16GEMM.tileRows
-        let blocks = (n + tile - 1) / tile
-        let parts = n * m * k >= int16ParallelWork ? min(Parallel.coreCount, blocks) : 1
+        let tiles = (n + tile - 1) / tile
+        let parts = n * m * k >= int16ParallelWork ? min(Parallel.coreCount, tiles) : 1
+        let block = min(int16BlockRows, tiles * tile)
         weights.panels.withUnsafeBufferPointer { b in
             Parallel.forEach(parts) { part in
-                let r0 = blocks * part / parts * tile, r1 = min(blocks * (part + 1) / parts * tile, n)
-                guard r0 < r1 else { return }
-                let rows = r1 - r0, padded = (rows + tile - 1) / tile * tile
-                let a = UnsafeMutablePointer<Int16>.allocate(capacity: padded * lda)
-                let c = UnsafeMutablePointer<Int32>.allocate(capacity: padded * ldc)
+                // Each part owns whole tiles, so the parts get equal work.
+                let first = min(tiles * part / parts * tile, n), last = min(tiles * (part + 1) / parts * tile, n)
+                guard first < last else { return }
+                let a = UnsafeMutablePointer<Int16>.allocate(capacity: block * lda)
+                let c = UnsafeMutablePointer<Int32>.allocate(capacity: block * ldc)
                 defer { a.deallocate(); c.deallocate() }
-                for r in 0..<rows {
-                    let src = x + (r0 + r) * k, dst = a + r * lda
-                    for p in 0..<k { dst[p] = Int16(truncatingIfNeeded: src[p]) }
-                    if lda > k { dst[k] = 0 }  // the odd k's partner
+                for r0 in stride(from: first, to: last, by: block) {
+                    let rows = min(block, last - r0), padded = (rows + tile - 1) / tile * tile
+                    var lo = Int32.max, hi = Int32.min
+                    for r in 0..<rows {
+                        let src = x + (r0 + r) * k, dst = a + r * lda
+                        for p in 0..<k {
+                            let v = src[p]
+                            lo = Swift.min(lo, v)
+                            hi = Swift.max(hi, v)
+                            dst[p] = Int16(truncatingIfNeeded: v)
+                        }
+                        if lda > k { dst[k] = 0 }  // the odd k's partner
+                    }
+                    (a + rows * lda).initialize(repeating: 0, count: (padded - rows) * lda)  // padding rows
+                    let length = chunk(Int64(lo), Int64(hi))
+                    int16Product(a: a, lda: lda, rows: padded, b: b.baseAddress!, panels: panels, pairs: pairs, chunk: length, c: c, ldc: ldc)
+                    emit(r0, rows, c, ldc)
                 }
-                (a + rows * lda).initialize(repeating: 0, count: (padded - rows) * lda)  // padding rows
-                int16Product(a: a, lda: lda, rows: padded, b: b.baseAddress!, panels: panels, pairs: pairs, chunk: chunk, c: c, ldc: ldc)
-                for r in 0..<rows {
-                    let src = c + r * ldc, dst = out + (r0 + r) * m
-                    if let bias {
-                        for j in 0..<m { dst[j] = Int64(src[j]) &+ bias[j] }
-                    } else {
-                        for j in 0..<m { dst[j] = Int64(src[j]) }
+            }
+        }
+    }
+
+    /// y [n, m, ho, wo] (Int64) = conv(x, w) + bias on the Int16 path.
+    static func int16Conv(_ x: UnsafePointer<Int32>, _ g: ConvShape, weights: PackedWeights, chunk: Int,
+                          bias: UnsafePointer<Int64>?, out: UnsafeMutablePointer<Int64>) {
+        let m = weights.rows, hw = g.ho * g.wo
+        int16ConvGroups(x, g, weights: weights, chunk: { _, _ in chunk }) { s, count, c, ldc in
+            for t in 0..<count {
+                // c is [position, channel]; out wants [channel, position]: transpose in blocks
+                // of 16 positions so the reads stay in a few cache lines.
+                let src = c + t * hw * ldc, dst = out + (s + t) * m * hw
+                for p0 in stride(from: 0, to: hw, by: 16) {
+                    let p1 = min(p0 + 16, hw)
+                    for oc in 0..<m {
+                        let add = bias?[oc] ?? 0, column = src + oc, line = dst + oc * hw
+                        for p in p0..<p1 { line[p] = Int64(column[p * ldc]) &+ add }
                     }
                 }
             }
         }
     }
 
-    /// The convolution on the Int16 path: per group of samples, each sample becomes a
+    /// The convolution on the Int16 path, by groups of samples: each sample becomes a
     /// zero-bordered channel-last Int16 image, each output position one row of its inputs in
     /// product order (kernel row, kernel column, channel: kh runs of kw·C values), and the rows
-    /// one product with the packed weights. Samples are spread over the cores.
-    static func int16Conv(_ x: UnsafePointer<Int32>, _ g: ConvShape, weights: PackedWeights, chunk: Int,
-                          bias: UnsafePointer<Int64>?, out: UnsafeMutablePointer<Int64>) {
+    /// of a group one product with the packed weights, handed to `emit(s, count, c, ldc)`:
+    /// samples s..<s + count, c[(t · OH·OW + i · OW + j) · ldc + o] = the sum of output channel
+    /// o at (i, j) of sample s + t (Int32; ldc ≥ m, a multiple of 16). `chunk(lo, hi)` gives
+    /// the chunk length for a group whose codes lie in lo…hi. Samples are spread over the
+    /// cores; `emit` runs on the worker that owns the group.
+    static func int16ConvGroups(_ x: UnsafePointer<Int32>, _ g: ConvShape, weights: PackedWeights, chunk: (Int64, Int64) -> Int,
+                                emit: (Int, Int, UnsafeMutablePointer<Int32>, Int) -> Void) {
         let m = weights.rows, depth = weights.depth, pairs = weights.pairs, lda = 2 * pairs
         let panels = weights.panelCount, ldc = panels * Int16GEMM.panelWidth, tile = Int16GEMM.tileRows
         let hw = g.ho * g.wo, hp = g.h + 2 * g.ph, wp = g.w + 2 * g.pw, run = g.kw * g.c
@@ -213,8 +266,9 @@ extension IntegerKernels {
                 let end = g.n * (wk + 1) / workers
                 while s < end {
                     let count = min(group, end - s), rows = count * hw
+                    var lo = Int32.max, hi = Int32.min
                     for t in 0..<count {
-                        channelLast(x + (s + t) * g.c * g.h * g.w, g, into: image)
+                        channelLast(x + (s + t) * g.c * g.h * g.w, g, into: image, lo: &lo, hi: &hi)
                         for i in 0..<g.ho {
                             for j in 0..<g.wo {
                                 let row = a + (t * hw + i * g.wo + j) * lda
@@ -227,40 +281,122 @@ extension IntegerKernels {
                     }
                     let padded = (rows + tile - 1) / tile * tile
                     if padded > rows { (a + rows * lda).update(repeating: 0, count: (padded - rows) * lda) }
-                    int16Product(a: a, lda: lda, rows: padded, b: b.baseAddress!, panels: panels, pairs: pairs, chunk: chunk, c: c, ldc: ldc)
-                    for t in 0..<count {
-                        // c is [position, channel]; out wants [channel, position]: transpose in
-                        // blocks of 16 positions so the reads stay in a few cache lines.
-                        let src = c + t * hw * ldc, dst = out + (s + t) * m * hw
-                        for p0 in stride(from: 0, to: hw, by: 16) {
-                            let p1 = min(p0 + 16, hw)
-                            for oc in 0..<m {
-                                let add = bias?[oc] ?? 0, column = src + oc, line = dst + oc * hw
-                                for p in p0..<p1 { line[p] = Int64(column[p * ldc]) &+ add }
-                            }
-                        }
-                    }
+                    let length = chunk(Int64(lo), Int64(hi))
+                    int16Product(a: a, lda: lda, rows: padded, b: b.baseAddress!, panels: panels, pairs: pairs, chunk: length, c: c, ldc: ldc)
+                    emit(s, count, c, ldc)
                     s += count
                 }
             }
         }
     }
 
-    /// Sample [C, H, W] (Int32) into the interior of the zero-bordered [H + 2ph, W + 2pw, C] Int16 image.
+    /// Sample [C, H, W] (Int32) into the interior of the zero-bordered [H + 2ph, W + 2pw, C]
+    /// Int16 image, widening lo…hi to cover its codes.
     @inline(__always)
-    static func channelLast(_ src: UnsafePointer<Int32>, _ g: ConvShape, into image: UnsafeMutablePointer<Int16>) {
+    static func channelLast(_ src: UnsafePointer<Int32>, _ g: ConvShape, into image: UnsafeMutablePointer<Int16>,
+                            lo: inout Int32, hi: inout Int32) {
         let wp = g.w + 2 * g.pw
+        var low = lo, high = hi
+        defer { lo = low; hi = high }
         if g.c == 1 {
             for y in 0..<g.h {
                 let line = src + y * g.w, dst = image + (y + g.ph) * wp + g.pw
-                for xx in 0..<g.w { dst[xx] = Int16(truncatingIfNeeded: line[xx]) }
+                for xx in 0..<g.w {
+                    let v = line[xx]
+                    low = Swift.min(low, v)
+                    high = Swift.max(high, v)
+                    dst[xx] = Int16(truncatingIfNeeded: v)
+                }
             }
             return
         }
         for y in 0..<g.h {
             for ci in 0..<g.c {
                 let line = src + (ci * g.h + y) * g.w, dst = image + ((y + g.ph) * wp + g.pw) * g.c + ci
-                for xx in 0..<g.w { dst[xx * g.c] = Int16(truncatingIfNeeded: line[xx]) }
+                for xx in 0..<g.w {
+                    let v = line[xx]
+                    low = Swift.min(low, v)
+                    high = Swift.max(high, v)
+                    dst[xx * g.c] = Int16(truncatingIfNeeded: v)
+                }
+            }
+        }
+    }
+
+    /// A stride-1 convolution on the Int16 path read straight from the image
+    /// (`Int16GEMM.directLoop`), sample by sample: each sample becomes a zero-bordered planar
+    /// image of channel pairs, and its sums are handed to `emit(s, c, ldc, stride)` as
+    /// c[o · ldc + i · stride + j] = the sum of output channel o at (i, j) (Int32; stride =
+    /// W + 2pw, the padded row; the columns j ≥ OW are not outputs). `chunk(lo, hi)` gives the
+    /// chunk length for a sample whose codes lie in lo…hi. Samples are spread over the cores;
+    /// `emit` runs on the worker that owns the sample. With `pooledFrom` (H₀, W₀), x holds
+    /// [N, C, H₀, W₀] codes and the convolution's input [N, C, H, W] is their 2×2 max-pool
+    /// with stride 2 (H = ⌊H₀/2⌋, W = ⌊W₀/2⌋, as `IntegerOps.maxPool2d`), taken on the way.
+    static func int16DirectConv(_ x: UnsafePointer<Int32>, _ g: ConvShape, pooledFrom: (h: Int, w: Int)? = nil, weights: DirectConvWeights,
+                                chunk: (Int64, Int64) -> Int, emit: (Int, UnsafeMutablePointer<Int32>, Int, Int) -> Void) {
+        precondition(g.sh == 1 && g.sw == 1 && g.c == weights.channels && g.kh == weights.kh && g.kw == weights.kw,
+                     "int16DirectConv: \(g) does not suit the weights")
+        let hp = g.h + 2 * g.ph, wp = g.w + 2 * g.pw, plane = hp * wp, planes = weights.pairedChannels / 2
+        let tile = 48  // a multiple of every kernel's tile width
+        let positions = (g.ho * wp + tile - 1) / tile * tile, ldc = positions
+        // The last word read is below planes · plane + (positions − OH · wp) + kw (see directLoop).
+        let words = planes * plane + positions - g.ho * wp + g.kw + 16
+        let offsets: [Int32] = (0..<(g.kh * g.kw * planes)).map { q in
+            let tap = q / planes, cp = q % planes
+            return Int32(cp * plane + (tap / g.kw) * wp + tap % g.kw)
+        }
+        let work = g.n * weights.rows * g.ho * g.wo * weights.pairs * 2
+        let workers = work >= int16ParallelWork ? min(Parallel.coreCount, g.n) : 1
+        weights.a.withUnsafeBufferPointer { a in
+            offsets.withUnsafeBufferPointer { op in
+                Parallel.forEach(workers) { wk in
+                    let image = UnsafeMutablePointer<Int16>.allocate(capacity: 2 * words)
+                    let c = UnsafeMutablePointer<Int32>.allocate(capacity: weights.paddedRows * ldc)
+                    defer { image.deallocate(); c.deallocate() }
+                    image.initialize(repeating: 0, count: 2 * words)  // borders, the odd channel's partner and the slack stay 0
+                    let pooled = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * g.w)
+                    defer { pooled.deallocate() }
+                    let inH = pooledFrom?.h ?? g.h, inW = pooledFrom?.w ?? g.w
+                    /// Row y of channel ci of the convolution's input (pooled into `into` when pooling).
+                    func inputRow(_ sample: UnsafePointer<Int32>, _ ci: Int, _ y: Int, _ into: UnsafeMutablePointer<Int32>) -> UnsafePointer<Int32> {
+                        guard pooledFrom != nil else { return sample + (ci * g.h + y) * g.w }
+                        let top = sample + (ci * inH + 2 * y) * inW, bottom = top + inW
+                        for j in 0..<g.w { into[j] = Swift.max(Swift.max(top[2 * j], top[2 * j + 1]), Swift.max(bottom[2 * j], bottom[2 * j + 1])) }
+                        return UnsafePointer(into)
+                    }
+                    for s in (g.n * wk / workers)..<(g.n * (wk + 1) / workers) {
+                        var lo = Int32.max, hi = Int32.min
+                        let sample = x + s * g.c * inH * inW
+                        for cp in 0..<planes {
+                            for y in 0..<g.h {
+                                let dst = image + 2 * (cp * plane + (y + g.ph) * wp + g.pw), e = inputRow(sample, 2 * cp, y, pooled)
+                                let odd: UnsafePointer<Int32>? = 2 * cp + 1 < g.c ? inputRow(sample, 2 * cp + 1, y, pooled + g.w) : nil
+                                for xx in 0..<g.w {
+                                    lo = Swift.min(lo, e[xx])
+                                    hi = Swift.max(hi, e[xx])
+                                    dst[2 * xx] = Int16(truncatingIfNeeded: e[xx])
+                                }
+                                if let o = odd {
+                                    for xx in 0..<g.w {
+                                        lo = Swift.min(lo, o[xx])
+                                        hi = Swift.max(hi, o[xx])
+                                        dst[2 * xx + 1] = Int16(truncatingIfNeeded: o[xx])
+                                    }
+                                }
+                            }
+                        }
+                        let length = chunk(Int64(lo), Int64(hi))
+                        switch IntegerOps.int16Kernel {
+                        case .vector512:
+                            Int16GEMM512.directProduct(a: a.baseAddress!, lda: weights.lda, rows: weights.paddedRows, image: image, offsets: op.baseAddress!,
+                                                       positions: positions, pairs: weights.pairs, chunk: length, c: c, ldc: ldc)
+                        case .vector256:
+                            Int16GEMM.directProduct(a: a.baseAddress!, lda: weights.lda, rows: weights.paddedRows, image: image, offsets: op.baseAddress!,
+                                                    positions: positions, pairs: weights.pairs, chunk: length, c: c, ldc: ldc)
+                        }
+                        emit(s, c, ldc, wp)
+                    }
+                }
             }
         }
     }

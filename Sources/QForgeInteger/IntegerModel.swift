@@ -171,7 +171,12 @@ public struct IntegerModel: Equatable, Sendable {
     public var inputQuantizer: CodeGrid
     /// The input scale as the float model stores it (Float32: codes must match bit for bit).
     public var inputScale: Float
-    public var layers: [IntegerLayer]
+    public var layers: [IntegerLayer] {
+        didSet { executionCache = ExecutionCache() }  // a changed copy gets plans of its own
+    }
+    /// The layers' execution plans (packed weights, fused epilogues), built by the first
+    /// `run`; not part of the model's value (`ExecutionCache` always compares equal).
+    var executionCache = ExecutionCache()
 
     /// Float inputs [N, …] → input codes: clamp(R(x / s + z)) in Float32, exactly as the
     /// fake-quantized model's input quantizer (`Tensor.fakeQuantized`) computes them (NaN
@@ -211,17 +216,21 @@ public struct IntegerModel: Equatable, Sendable {
         public var outputs: AccTensor
     }
 
-    /// Runs the integer model on input codes.
+    /// Runs the integer model on input codes: each layer's `accumulate`, then `requantize`
+    /// (the last layer's accumulators are the outputs). Computed by the layers' plans
+    /// (`LayerPlan`): the same values, with the weights packed once and, where it is exact,
+    /// products and requantization fused on Int32 sums.
     public func run(_ input: QTensor) -> Trace {
+        precondition(!layers.isEmpty, "IntegerModel: no layers")
         var x = input
         var taps: [QTensor] = []
-        for (i, layer) in layers.enumerated() {
-            let acc = layer.accumulate(x)
-            if i == layers.count - 1 { return Trace(codes: taps, outputs: acc) }
-            x = layer.requantize(acc)
+        for plan in executionCache.plans(for: layers) {
+            let (codes, accumulators) = plan.run(x)
+            if let accumulators { return Trace(codes: taps, outputs: accumulators) }
+            x = codes!
             taps.append(x)
         }
-        preconditionFailure("IntegerModel: no layers")
+        preconditionFailure("IntegerModel: the last layer gave no accumulators")
     }
 
     /// The last layer's accumulators in the float model's units (logits, predictions).

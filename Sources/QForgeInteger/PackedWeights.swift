@@ -170,3 +170,38 @@ public struct PackedWeights: Sendable {
         }
     }
 }
+
+/// A convolution's weights prepared for the direct product (`Int16GEMM.directLoop`, stride 1):
+/// the codes as Int16 rows in product order (kernel row, kernel column, channel), with an odd
+/// channel count padded by a zero channel so that each k-pair is the channel pair of one pixel,
+/// and rows padded with zeros to a multiple of `Int16GEMM.directRows`.
+struct DirectConvWeights: Sendable {
+    let rows: Int, paddedRows: Int, channels: Int, pairedChannels: Int, kh: Int, kw: Int
+    /// [paddedRows, lda] Int16.
+    let a: [Int16]
+    /// The bounds of the channel-padded weights: the direct product sums their lanes, so its
+    /// chunks are `bounds.int16Chunk`.
+    let bounds: PackedWeights
+
+    var pairs: Int { kh * kw * pairedChannels / 2 }
+    var lda: Int { 2 * pairs }
+
+    init(_ weight: QTensor) {
+        precondition(weight.rank == 4, "DirectConvWeights: weight \(weight.shape) must be [M, C, kh, kw]")
+        (rows, channels, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        pairedChannels = (channels + 1) / 2 * 2
+        paddedRows = (rows + Int16GEMM.directRows - 1) / Int16GEMM.directRows * Int16GEMM.directRows
+        var padded = [Int32](repeating: 0, count: rows * pairedChannels * kh * kw)
+        for o in 0..<rows {
+            for c in 0..<channels {
+                for t in 0..<(kh * kw) { padded[(o * pairedChannels + c) * kh * kw + t] = weight.values[(o * channels + c) * kh * kw + t] }
+            }
+        }
+        let tensor = QTensor(shape: [rows, pairedChannels, kh, kw], values: padded)
+        bounds = PackedWeights(tensor, pack: false)
+        let ordered = PackedWeights.productOrder(tensor), depth = pairedChannels * kh * kw
+        var a = [Int16](repeating: 0, count: paddedRows * depth)
+        for i in 0..<ordered.count { a[i] = Int16(truncatingIfNeeded: ordered[i]) }
+        self.a = a
+    }
+}

@@ -7,6 +7,12 @@ import QForgeTensor
 // float32 products of the same shapes. Release builds only:
 //
 //     swift run -c release QForgeIntegerBench [runs] [mlp batch] [cnn batch]
+//     swift run -c release QForgeIntegerBench [runs] [batch] MODEL.int ...
+//
+// The second form times `IntegerModel.run` of integer model files (`qforge compile-int`) on
+// random input codes of their input grid (the checksum printed with the rate is the first
+// output's), then a checksum of every code and output of one pass (equal checksums across
+// versions: same results).
 //
 // "end to end" is products, biases, MultiThreshold activations, max-pools and flattening;
 // "products only" is the matmul / conv2d calls alone. Besides the median wall-clock rate,
@@ -14,6 +20,7 @@ import QForgeTensor
 // no other process shared its cores (it assumes the work splits evenly over them).
 
 let arguments = CommandLine.arguments.dropFirst().compactMap { Int($0) }
+let modelFiles = CommandLine.arguments.dropFirst().filter { Int($0) == nil }
 let runs = max(arguments.first ?? 7, 1)
 let mlpBatch = arguments.count > 1 ? arguments[1] : 256
 // Smaller: a convolution's Int64 outputs (100 KB per sample for conv1) then stay in cache.
@@ -94,6 +101,28 @@ func floatRows(_ t: Tensor, _ n: Int) -> Tensor {
 
 print("QForgeIntegerBench: \(samples) samples, batches mlp \(mlpBatch) / cnn \(cnnBatch), median of \(runs) runs; \(Parallel.coreCount) cores; "
       + "GEMM \(GEMM.backend.rawValue) (\(GEMM.openBLASCoreType ?? "default")); Int16 kernels \(IntegerOps.availableInt16Kernels.map(\.rawValue))")
+
+/// A checksum of every value of a run (position-weighted, so reordered values change it).
+func checksum(_ trace: IntegerModel.Trace) -> Int64 {
+    var h: Int64 = 0
+    for t in trace.codes { for v in t.values { h = h &* 1_000_003 &+ Int64(v) } }
+    for v in trace.outputs.values { h = h &* 1_000_003 &+ v }
+    return h
+}
+
+if !modelFiles.isEmpty {
+    let modelBatch = arguments.count > 1 ? arguments[1] : 1000
+    for path in modelFiles {
+        let model: IntegerModel
+        do { model = try IntegerModelFile.load(path) } catch { print("\(path): \(error)"); continue }
+        let g = model.inputQuantizer.grid
+        let x = codes([samples] + model.inputShape, Int32(g.minInt)...Int32(g.maxInt))
+        let parts = stride(from: 0, to: samples, by: modelBatch).map { rows(x, $0, min($0 + modelBatch, samples)) }
+        measure("\(path) run (batch \(modelBatch))") { parts.reduce(0) { $0 &+ model.run($1).outputs.values[0] } }
+        print("  checksum of all codes and outputs: \(parts.reduce(0) { $0 &* 31 &+ checksum(model.run($1)) })")
+    }
+    exit(0)
+}
 
 /// A layer's path for inputs 0…bound, with its Int16 chunk (k-pairs per 16-bit sum) for any
 /// inputs within ±bound and for unsigned ones.

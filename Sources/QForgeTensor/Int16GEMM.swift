@@ -208,3 +208,122 @@ public enum Int16GEMM {
         store(columns(l10, h10), c + 5 * ldc); store(columns(l11, h11), c + 5 * ldc + 16)
     }
 }
+
+// MARK: - Direct convolution
+
+/// The Int16 product of a stride-1 convolution read straight from the image (no im2col):
+/// C[r, p] = Σ_q A[r, 2q]·X[p + o_q, 0] + A[r, 2q+1]·X[p + o_q, 1] for weight rows r and
+/// positions p, where X is the image as 32-bit words (two Int16 codes: the channels 2c', 2c'+1
+/// of one pixel), planar per channel pair ([C/2][H + 2ph][W + 2pw] words), p = i·(W + 2pw) + j
+/// an output position in the padded image's row stride (the columns j ≥ OW of each row are
+/// not outputs and are discarded), and o_q the word offset of pair q (its channel pair's
+/// plane, kernel row and column). Sixteen consecutive positions are one SIMD32<Int16> load,
+/// laid out as a packed panel of `Int16GEMM` (column j: lanes 2j, 2j + 1), and the rows of A
+/// are broadcast as in `Int16GEMM`: the same 16-bit lanes, chunks and widening, so the same
+/// exactness conditions hold for the same pair order.
+extension Int16GEMM {
+    /// Rows of A per tile of `directLoop`.
+    public static let directRows = 4
+
+    /// C[r, p] for rows 0..<rows (a multiple of `directRows`) and positions 0..<positions (a
+    /// multiple of 16 · `panelsPerTile`) at c[r · ldc + p]. A: `rows` rows of `lda` Int16,
+    /// pairs adjacent in the order of `offsets`; `image` the planar image (Int16 pairs) with
+    /// every word read (p + offsets[q] for all p, q) allocated. `panelsPerTile` is 3 (4 × 48
+    /// tiles, for 32-register machines) or 1 (4 × 16).
+    @inlinable @inline(__always)
+    public static func directLoop(a: UnsafePointer<Int16>, lda: Int, rows: Int, image: UnsafePointer<Int16>, offsets: UnsafePointer<Int32>,
+                                  positions: Int, pairs: Int, chunk: Int, c: UnsafeMutablePointer<Int32>, ldc: Int, panelsPerTile: Int) {
+        let width = 16 * panelsPerTile
+        precondition(rows % directRows == 0 && positions % width == 0 && lda >= 2 * pairs && chunk >= 1 && ldc >= positions,
+                     "Int16GEMM.directLoop: rows \(rows), positions \(positions), lda \(lda), pairs \(pairs), chunk \(chunk), ldc \(ldc)")
+        for p in stride(from: 0, to: positions, by: width) {
+            for r in stride(from: 0, to: rows, by: directRows) {
+                if panelsPerTile == 3 {
+                    directTile4x48(a + r * lda, lda, image + 2 * p, offsets, pairs, chunk, c + r * ldc + p, ldc)
+                } else {
+                    directTile4x16(a + r * lda, lda, image + 2 * p, offsets, pairs, chunk, c + r * ldc + p, ldc)
+                }
+            }
+        }
+    }
+
+    /// The 16 positions' pair at word offset `offset` from `x`.
+    @inlinable @inline(__always)
+    static func loadWords(_ x: UnsafePointer<Int16>, _ offset: Int32) -> SIMD32<Int16> {
+        UnsafeRawPointer(x + 2 * Int(offset)).loadUnaligned(as: SIMD32<Int16>.self)
+    }
+
+    /// Rows r…r+3 × positions p…p+47.
+    @inlinable @inline(__always)
+    static func directTile4x48(_ a: UnsafePointer<Int16>, _ lda: Int, _ x: UnsafePointer<Int16>, _ offsets: UnsafePointer<Int32>,
+                               _ pairs: Int, _ chunk: Int, _ c: UnsafeMutablePointer<Int32>, _ ldc: Int) {
+        // Int32 accumulators (lanes 0..<16, lanes 16..<32) per row and panel: row-major.
+        var l0 = SIMD16<Int32>(), h0 = SIMD16<Int32>(), l1 = SIMD16<Int32>(), h1 = SIMD16<Int32>()
+        var l2 = SIMD16<Int32>(), h2 = SIMD16<Int32>(), l3 = SIMD16<Int32>(), h3 = SIMD16<Int32>()
+        var l4 = SIMD16<Int32>(), h4 = SIMD16<Int32>(), l5 = SIMD16<Int32>(), h5 = SIMD16<Int32>()
+        var l6 = SIMD16<Int32>(), h6 = SIMD16<Int32>(), l7 = SIMD16<Int32>(), h7 = SIMD16<Int32>()
+        var l8 = SIMD16<Int32>(), h8 = SIMD16<Int32>(), l9 = SIMD16<Int32>(), h9 = SIMD16<Int32>()
+        var l10 = SIMD16<Int32>(), h10 = SIMD16<Int32>(), l11 = SIMD16<Int32>(), h11 = SIMD16<Int32>()
+        var q0 = 0
+        while q0 < pairs {
+            let q1 = Swift.min(q0 + chunk, pairs)
+            var s0 = SIMD32<Int16>(), s1 = SIMD32<Int16>(), s2 = SIMD32<Int16>(), s3 = SIMD32<Int16>()
+            var s4 = SIMD32<Int16>(), s5 = SIMD32<Int16>(), s6 = SIMD32<Int16>(), s7 = SIMD32<Int16>()
+            var s8 = SIMD32<Int16>(), s9 = SIMD32<Int16>(), s10 = SIMD32<Int16>(), s11 = SIMD32<Int16>()
+            var ap = a + 2 * q0
+            for q in q0..<q1 {
+                let o = offsets[q]
+                let w0 = loadWords(x, o), w1 = loadWords(x + 32, o), w2 = loadWords(x + 64, o)
+                var v = broadcastPair(ap)
+                s0 &+= v &* w0; s1 &+= v &* w1; s2 &+= v &* w2
+                v = broadcastPair(ap + lda)
+                s3 &+= v &* w0; s4 &+= v &* w1; s5 &+= v &* w2
+                v = broadcastPair(ap + 2 * lda)
+                s6 &+= v &* w0; s7 &+= v &* w1; s8 &+= v &* w2
+                v = broadcastPair(ap + 3 * lda)
+                s9 &+= v &* w0; s10 &+= v &* w1; s11 &+= v &* w2
+                ap += 2
+            }
+            widen(s0, into: &l0, &h0); widen(s1, into: &l1, &h1); widen(s2, into: &l2, &h2); widen(s3, into: &l3, &h3)
+            widen(s4, into: &l4, &h4); widen(s5, into: &l5, &h5); widen(s6, into: &l6, &h6); widen(s7, into: &l7, &h7)
+            widen(s8, into: &l8, &h8); widen(s9, into: &l9, &h9); widen(s10, into: &l10, &h10); widen(s11, into: &l11, &h11)
+            q0 = q1
+        }
+        store(columns(l0, h0), c); store(columns(l1, h1), c + 16); store(columns(l2, h2), c + 32)
+        store(columns(l3, h3), c + ldc); store(columns(l4, h4), c + ldc + 16); store(columns(l5, h5), c + ldc + 32)
+        store(columns(l6, h6), c + 2 * ldc); store(columns(l7, h7), c + 2 * ldc + 16); store(columns(l8, h8), c + 2 * ldc + 32)
+        store(columns(l9, h9), c + 3 * ldc); store(columns(l10, h10), c + 3 * ldc + 16); store(columns(l11, h11), c + 3 * ldc + 32)
+    }
+
+    /// Rows r…r+3 × positions p…p+15.
+    @inlinable @inline(__always)
+    static func directTile4x16(_ a: UnsafePointer<Int16>, _ lda: Int, _ x: UnsafePointer<Int16>, _ offsets: UnsafePointer<Int32>,
+                               _ pairs: Int, _ chunk: Int, _ c: UnsafeMutablePointer<Int32>, _ ldc: Int) {
+        var l0 = SIMD16<Int32>(), h0 = SIMD16<Int32>(), l1 = SIMD16<Int32>(), h1 = SIMD16<Int32>()
+        var l2 = SIMD16<Int32>(), h2 = SIMD16<Int32>(), l3 = SIMD16<Int32>(), h3 = SIMD16<Int32>()
+        var q0 = 0
+        while q0 < pairs {
+            let q1 = Swift.min(q0 + chunk, pairs)
+            var s0 = SIMD32<Int16>(), s1 = SIMD32<Int16>(), s2 = SIMD32<Int16>(), s3 = SIMD32<Int16>()
+            var ap = a + 2 * q0
+            for q in q0..<q1 {
+                let w = loadWords(x, offsets[q])
+                s0 &+= broadcastPair(ap) &* w
+                s1 &+= broadcastPair(ap + lda) &* w
+                s2 &+= broadcastPair(ap + 2 * lda) &* w
+                s3 &+= broadcastPair(ap + 3 * lda) &* w
+                ap += 2
+            }
+            widen(s0, into: &l0, &h0); widen(s1, into: &l1, &h1); widen(s2, into: &l2, &h2); widen(s3, into: &l3, &h3)
+            q0 = q1
+        }
+        store(columns(l0, h0), c); store(columns(l1, h1), c + ldc); store(columns(l2, h2), c + 2 * ldc); store(columns(l3, h3), c + 3 * ldc)
+    }
+
+    /// `directLoop` on 256-bit vectors (4 × 16 tiles), compiled with the package's kernel flags.
+    public static func directProduct(a: UnsafePointer<Int16>, lda: Int, rows: Int, image: UnsafePointer<Int16>, offsets: UnsafePointer<Int32>,
+                                     positions: Int, pairs: Int, chunk: Int, c: UnsafeMutablePointer<Int32>, ldc: Int) {
+        directLoop(a: a, lda: lda, rows: rows, image: image, offsets: offsets, positions: positions, pairs: pairs, chunk: chunk, c: c, ldc: ldc,
+                   panelsPerTile: 1)
+    }
+}

@@ -65,6 +65,7 @@ struct LayerPlan: Sendable {
     /// a · max_m Σ_k |w[m, k]| + max |bias| ≤ 2^31 − 2, so every sum with its bias is an Int32
     /// (`Int32Epilogue` relies on that margin); and the requantization has a fused form.
     static func fuse(_ layer: IntegerLayer, last: Bool) -> Fused? {
+        guard layer.lookup == nil else { return nil }  // lookup-table activations run the definition
         let weight = layer.product.weights
         switch layer.product.kind {
         case .gemm: guard weight.rank == 2 else { return nil }
@@ -289,7 +290,7 @@ struct Int32Epilogue: Sendable {
             guard rounded.count == 1 || rounded.count == m, rounded.allSatisfy({ $0.magnitude <= 1 << 62 }) else { return nil }
             requant = .multiplyShift(parameters: (0..<m).map { ms.parameters($0) },
                                      roundedBias: (0..<m).map { rounded[rounded.count == 1 ? 0 : $0] }, mode: ms.grid.rounding,
-                                     low: Int64(ms.grid.minInt), high: Int64(ms.grid.maxInt))
+                                     low: ms.bounds.lo, high: ms.bounds.hi)  // the lowest code of a ReLU floor included
         case .output:
             return nil  // `requantize` refuses it
         }

@@ -203,6 +203,32 @@ final class ExecutorTests: XCTestCase {
         assertRunMatchesReference(wide, codes([3, 1, 6, 6], u8.grid, &rng), "wide weights")
     }
 
+    func testReLUFloorFusesAndLookupTablesRunTheDefinition() {
+        // A shift onto a signed 8-bit grid floored at code 0 (a ReLU), then a sigmoid table.
+        let u8 = CodeGrid(grid: grid(8, signed: false), scale: 1), s8 = grid(8, signed: true)
+        var rng = SeededRandom(seed: 9)
+        let w1 = QTensor(shape: [6, 10], values: (0..<60).map { _ in Int32.random(in: -7...7, using: &rng) })
+        let w2 = QTensor(shape: [5, 6], values: (0..<30).map { _ in Int32.random(in: -7...7, using: &rng) })
+        let w3 = QTensor(shape: [3, 5], values: (0..<15).map { _ in Int32.random(in: -7...7, using: &rng) })
+        let floor = { (_: [ClosedRange<Int64>]) in Requantization.multiplyShift(.shifting(by: [3], grid: s8, lowest: 0)) }
+        var model = IntegerModel(name: "floor", inputShape: [10], inputQuantizer: u8, inputScale: 1, layers: [
+            layer(.gemm, w1, input: u8, output: s8, requant: floor),
+            layer(.gemm, w2, input: CodeGrid(grid: s8, scale: 1), output: s8, requant: floor),
+            layer(.gemm, w3, input: CodeGrid(grid: s8, scale: 1), output: nil),
+        ])
+        let pre = CodeGrid(grid: s8, scale: 1.0 / 16), post = CodeGrid(grid: grid(8, signed: false), scale: 1.0 / 255)
+        model.layers[1].lookup = CodeLookup(input: pre, function: .sigmoid, output: post)
+        model.layers[1].output = post
+        model.layers[2].input = post
+        let plans = model.executionCache.plans(for: model.layers)
+        XCTAssertEqual(plans.map { $0.fused != nil }, [true, false, true])
+        let input = codes([7, 10], u8.grid, &rng)
+        assertRunMatchesReference(model, input, "floor and table")
+        let first = model.run(input).codes[0].values
+        XCTAssertEqual(first.min(), 0)  // the floor holds, on a grid reaching −128
+        XCTAssertGreaterThan(first.max()!, 0)
+    }
+
     func testBiasAtTheInt32Edge() {
         // |Σ| ≤ 255 · 7 · 4 = 7140; |bias| up to 2^31 − 2 − 7140 keeps the fused form, one more
         // does not. Caps of 31 bits (saturating and wrapping) act on those large sums.

@@ -120,7 +120,7 @@ public struct HardwareDesign: Sendable {
                 name: u.layerName, module: u.module, inputs: u.inputs, outputs: u.outputs, pe: u.folding.pe, simd: u.folding.simd,
                 inLanes: u.inLanes, inputBits: u.inputBits, weightBits: u.weightBits, sumBits: u.sumBits, accumulatorBits: u.accBits,
                 integerModelAccumulatorBits: layer.accumulatorBits, accumulatorCap: u.cap?.bits, overflow: u.cap?.overflow.rawValue,
-                droppedBits: u.droppedBits, valueBits: u.valueBits, requantization: u.requantization.name, outputBits: u.outputBits,
+                droppedBits: u.droppedBits, valueBits: u.valueBits, requantization: u.requantization.name + (u.lookupCodes == nil ? "" : "+lookup"), outputBits: u.outputBits,
                 cycles: u.cycles, weightMemory: "\(u.weightRomFile).mem", parameterMemory: layout.fields.isEmpty ? nil : "\(u.paramRomFile).mem"))
         }
         files["\(graph.prefix)_serializer.v"] = emitSerializer(graph)

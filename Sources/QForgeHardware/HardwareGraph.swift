@@ -80,9 +80,10 @@ public enum RequantizationUnit: Equatable, Sendable {
     /// clamp(outBias + #{i : t ≥ T[c][i]}, grid); thresholds clamped into the value range
     /// (lo…hi + 1 decides t ≥ T exactly for every t in lo…hi), lists padded to one length with hi + 1.
     case thresholds(levels: Int, thresholds: [ChannelParameter], outBias: Int64, comparatorBits: Int)
-    /// v = t + roundedBias; clamp(R(v·m/2^s + z), grid), computed exactly.
+    /// v = t + roundedBias; clamp(R(v·m/2^s + z), lowest, grid max), computed exactly; `lowest` is
+    /// max(grid min, the integer model's lowest code), the ReLU floor of signed grids.
     case multiplyShift(roundedBias: ChannelParameter?, sumBits: Int, multiplier: ChannelParameter, shift: ChannelParameter,
-                       offset: ChannelParameter, rounding: RoundingMode)
+                       offset: ChannelParameter, rounding: RoundingMode, lowest: Int64)
     /// The last layer: the accumulators leave the design as they are.
     case output
 
@@ -143,6 +144,11 @@ public struct MatrixVectorUnit: Equatable, Sendable {
     public var valueRange: ValueRange
     public var valueBits: Int
     public var requantization: RequantizationUnit
+    /// The grid the requantization produces: the output grid, or a lookup table's input grid.
+    public var requantizedGrid: IntQuantGrid?
+    /// A lookup-table activation after the requantization: the output code of every
+    /// requantized code requantizedGrid.min…max, in that order (nil: none).
+    public var lookupCodes: [Int32]?
     /// The grid of the output codes (nil for the last layer).
     public var outputGrid: IntQuantGrid?
     /// Width of one output lane: the code width, or `valueBits` for the last layer.
@@ -160,7 +166,7 @@ public struct MatrixVectorUnit: Equatable, Sendable {
         if let b = bias, !b.isConstant { fields.append(b) }
         switch requantization {
         case let .thresholds(_, lists, _, _): fields += lists.filter { !$0.isConstant }
-        case let .multiplyShift(rb, _, m, s, z, _): fields += [rb, m, s, z].compactMap { $0 }.filter { !$0.isConstant }
+        case let .multiplyShift(rb, _, m, s, z, _, _): fields += [rb, m, s, z].compactMap { $0 }.filter { !$0.isConstant }
         case .output: break
         }
         return fields
@@ -242,12 +248,6 @@ extension HardwareGraph {
             if case let .conv(s, p) = layer.product.kind {
                 let shape = layer.product.weights.shape.map(String.init).joined(separator: "×")
                 throw HardwareError.unsupportedOp(layer: layer.name, op: "convolution \(shape) stride \(s) padding \(p)")
-            }
-            if let lookup = layer.lookup {
-                throw HardwareError.unsupportedOp(layer: layer.name, op: "lookup-table \(lookup.function) activation")
-            }
-            if case let .multiplyShift(ms) = layer.requantization, let lowest = ms.lowest, lowest > Int64(ms.grid.minInt) {
-                throw HardwareError.unsupportedOp(layer: layer.name, op: "requantization clamped below at code \(lowest) (a ReLU on a signed or zero-point grid)")
             }
             let isLast = i == model.layers.count - 1
             if !isLast, layer.requantization == .output {
@@ -339,16 +339,29 @@ extension MatrixVectorUnit {
             outputBits = valueBits
             return
         }
-        guard let out = layer.output else { throw HardwareError.invalid("layer \(layer.name) has no output grid") }
-        outputGrid = out.grid
-        outputBits = out.grid.bitWidth
+        guard let final = layer.output else { throw HardwareError.invalid("layer \(layer.name) has no output grid") }
+        outputGrid = final.grid
+        outputBits = final.grid.bitWidth
+        // The requantization targets `out`: the output grid, or the lookup table's input grid.
+        let out = layer.requantizedGrid ?? final
+        requantizedGrid = out.grid
+        if let lookup = layer.lookup {
+            let entries = Int64(out.grid.maxInt) - Int64(out.grid.minInt) + 1
+            guard entries <= Int64(CodeLookup.maxEntries) else {
+                throw HardwareError.unsupportedOp(layer: layer.name, op: "lookup-table \(lookup.function) activation of \(entries) entries (at most \(CodeLookup.maxEntries))")
+            }
+            lookupCodes = (Int64(out.grid.minInt)...Int64(out.grid.maxInt)).map { lookup.table.apply($0) }
+            if let bad = lookupCodes!.first(where: { !(final.grid.minInt...final.grid.maxInt).contains(Int($0)) }) {
+                throw HardwareError.gridMismatch(layer: layer.name, problem: "lookup-table \(lookup.function) activation yields code \(bad) outside the output grid \(final.grid)")
+            }
+        }
         let lo = valueRange.lo, hi = valueRange.hi
         switch layer.requantization {
         case .thresholds(let t):
             guard t.thresholds.count == 1 || t.thresholds.count == m else {
                 throw HardwareError.invalid("layer \(layer.name): \(t.thresholds.count) threshold lists for \(m) channels")
             }
-            guard t.grid == out.grid else { throw HardwareError.gridMismatch(layer: layer.name, problem: "thresholds produce \(t.grid), the output grid is \(out.grid)") }
+            guard t.grid == out.grid else { throw HardwareError.gridMismatch(layer: layer.name, problem: "thresholds produce \(t.grid), the \(layer.lookup == nil ? "output" : "lookup table's input") grid is \(out.grid)") }
             let levels = t.thresholds.map(\.count).max() ?? 0
             // t ≥ T decides the same for every t in lo…hi once T is clamped to lo…hi + 1.
             let comparatorBits = ValueRange(lo, hi + 1).bits
@@ -363,7 +376,7 @@ extension MatrixVectorUnit {
             let outBias = min(max(t.outBias, gmin - Int64(levels) - 1), gmax + 1)  // same codes after the clamp
             requantization = .thresholds(levels: levels, thresholds: params, outBias: outBias, comparatorBits: comparatorBits)
         case .multiplyShift(let ms):
-            guard ms.grid == out.grid else { throw HardwareError.gridMismatch(layer: layer.name, problem: "the multiplier produces \(ms.grid), the output grid is \(out.grid)") }
+            guard ms.grid == out.grid else { throw HardwareError.gridMismatch(layer: layer.name, problem: "the multiplier produces \(ms.grid), the \(layer.lookup == nil ? "output" : "lookup table's input") grid is \(out.grid)") }
             let channels = max(ms.multipliers.count, ms.shifts.count, ms.offsets.count)
             guard channels == 1 || channels == m else {
                 throw HardwareError.invalid("layer \(layer.name): \(channels) multiplier parameters for \(m) channels")
@@ -390,8 +403,12 @@ extension MatrixVectorUnit {
             let shift = ChannelParameter(name: "shift", values: shifts, bits: unsignedBits(shifts.max()!), unsigned: true)
             let offset = ChannelParameter(name: "offset", values: offsets,
                                           bits: IntegerOps.signedBitsNeeded(min: offsets.min()!, max: offsets.max()!), unsigned: false)
+            let lowest = max(Int64(ms.grid.minInt), ms.lowest ?? Int64.min)
+            guard lowest <= Int64(ms.grid.maxInt) else {
+                throw HardwareError.invalid("layer \(layer.name): multiply-shift lowest code \(lowest) is above the grid's highest \(ms.grid.maxInt)")
+            }
             requantization = .multiplyShift(roundedBias: roundedBias, sumBits: sumRange.bits, multiplier: multiplier, shift: shift,
-                                            offset: offset, rounding: out.grid.rounding)
+                                            offset: offset, rounding: out.grid.rounding, lowest: lowest)
         case .output:
             throw HardwareError.invalid("layer \(layer.name): only the last layer may emit raw accumulators")
         }

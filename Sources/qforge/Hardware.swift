@@ -43,6 +43,12 @@ struct Compile: ParsableCommand {
     @Option(name: [.customLong("data-path")], help: "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist or $QFORGE_FASHION_MNIST).")
     var dataPath: String?
 
+    @Option(help: "Vector inputs from the first --samples of this data set's test split (fashion-mnist, magnetometer, or csv with --data-path), prepared as the model's own inputs; overrides --inputs.")
+    var dataset: String?
+
+    @Option(help: "Seed of the generated data set (magnetometer) or of the CSV split, as in train and eval.")
+    var dataSeed: UInt64 = 0
+
     @Option(help: "Seed of random input vectors.")
     var seed: UInt64 = 0
 
@@ -88,6 +94,18 @@ struct Compile: ParsableCommand {
 
     func makeVectors(_ integer: IntegerModel, _ quantized: Model?) throws -> TestVectors {
         let features = integer.inputShape.reduce(1, *)
+        if let dataset {
+            // The test split only: trainLimit 1 keeps a generated set from making its training half.
+            let request = DataCatalog.Request(name: dataset, path: dataPath, trainLimit: 1, testLimit: samples, seed: dataSeed,
+                                              classification: quantized?.task != .regression)
+            let test: Dataset
+            do { test = try DataCatalog.load(request).test } catch { throw CommandError("--dataset \(dataset): \(error)") }
+            guard test.inputs.count / max(test.inputs.shape[0], 1) == features else {
+                throw CommandError("the model takes \(features) features, \(dataset) samples have \(test.inputs.count / max(test.inputs.shape[0], 1))")
+            }
+            let x = quantized?.prepareInputs(test.inputs) ?? Tensor(shape: [test.inputs.shape[0]] + integer.inputShape, storage: test.inputs.storage)
+            return TestVectors(model: integer, inputs: integer.quantizeInput(x), source: "\(dataset) test set")
+        }
         var useData = inputs == "fashion-mnist"
         if inputs == "auto" && features == FashionMNIST.imageSize * FashionMNIST.imageSize {
             useData = (try? FashionMNIST.resolveDirectory(dataPath)) != nil

@@ -362,7 +362,7 @@ private func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout
         let lowest = min(d, cw - 1)
         body.append("// Keep the most significant bits: >>> \(d), floor.")
         body.append("rq_value = rq_capped[\(cw - 1):\(lowest)];")
-        unused.append(slice("rq_capped", lowest - 1, 0))
+        if lowest > 0 { unused.append(slice("rq_capped", lowest - 1, 0)) }  // a 1-bit value keeps its only bit
     } else {
         body.append("rq_value = rq_capped;")
     }
@@ -478,9 +478,12 @@ private func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout
 private func emitClamp(_ body: inout [String], _ name: String, bits: Int, lo: Int64, hi: Int64, into target: (name: String, bits: Int),
                        unused: inout [String]) {
     let (dest, ob) = target
-    body.append("if (\(name) > \(slit(bits, hi))) \(dest) = \(patternLiteral(ob, hi));")
-    body.append("else if (\(name) < \(slit(bits, lo))) \(dest) = \(patternLiteral(ob, lo));")
-    body.append("else \(dest) = \(name)[\(ob - 1):0];")
+    // Compared at a width holding both the code and the bounds (a narrow code on a wide grid).
+    let cw = max(bits, ValueRange(lo, hi).bits)
+    let code = cw == bits ? name : "$signed(\(signExtend(name, from: bits, to: cw)))"
+    body.append("if (\(code) > \(slit(cw, hi))) \(dest) = \(patternLiteral(ob, hi));")
+    body.append("else if (\(code) < \(slit(cw, lo))) \(dest) = \(patternLiteral(ob, lo));")
+    body.append("else \(dest) = \(signExtend(name, from: bits, to: ob));")
     if bits > ob { unused.append(slice(name, bits - 1, ob)) }
 }
 

@@ -180,7 +180,8 @@ public struct MatrixVectorUnit: Equatable, Sendable {
 /// SIMD), feature k·lanes + l in bits [l·b, l·b + b) (b the input code width), padded with
 /// zero bits to whole bytes; an inference is `inputBeats` beats, in feature order.
 /// Output stream: one accumulator per beat, sign-extended to whole bytes, channel order,
-/// `tlast` on the last channel of each inference.
+/// `tlast` on the last channel of each inference; with `argmax`, one beat per inference instead:
+/// the index of the largest accumulator (the lowest on ties, `IntegerOps.argmax`), unsigned.
 public struct HardwareGraph: Equatable, Sendable {
     /// Prefix of every module and file (`qf`): the top is `<prefix>_top`.
     public var prefix: String
@@ -188,15 +189,19 @@ public struct HardwareGraph: Equatable, Sendable {
     public var inputShape: [Int]
     public var inputGrid: IntQuantGrid
     public var units: [MatrixVectorUnit]
+    /// Whether the design ends in an argmax unit (one index per inference).
+    public var argmax = false
 
     public var top: String { "\(prefix)_top" }
     public var inputLanes: Int { units[0].folding.simd }
     public var inputFeatures: Int { units[0].inputs }
     public var inputBeats: Int { inputFeatures / inputLanes }
     public var inputDataBits: Int { roundUpToBytes(inputLanes * inputGrid.bitWidth) }
-    public var outputValueBits: Int { units.last!.valueBits }
+    /// Width of the serializer's beats: the last accumulators, sign-extended to whole bytes.
+    public var accumulatorDataBits: Int { roundUpToBytes(units.last!.valueBits) }
+    public var outputValueBits: Int { argmax ? indexBits(units.last!.outputs) : units.last!.valueBits }
     public var outputDataBits: Int { roundUpToBytes(outputValueBits) }
-    public var outputWords: Int { units.last!.outputs }
+    public var outputWords: Int { argmax ? 1 : units.last!.outputs }
 
     /// Clock cycles between inferences in steady state, without stalls: the slowest stage of
     /// the pipeline. Stages: the input (one beat per cycle), every layer (K/SIMD × M/PE), and
@@ -218,7 +223,8 @@ public struct HardwareGraph: Equatable, Sendable {
         var start = inputBeats  // the first unit's bank is full after the last input beat
         for u in units.dropLast() { start += u.cycles + 3 }
         let firstWord = start + last.synapseFold + 2
-        return firstWord + (last.neuronFold - 1) * max(last.synapseFold, last.folding.pe) + last.folding.pe
+        // The argmax unit registers its index one cycle after the last accumulator.
+        return firstWord + (last.neuronFold - 1) * max(last.synapseFold, last.folding.pe) + last.folding.pe + (argmax ? 1 : 0)
     }
 }
 
@@ -233,8 +239,9 @@ func indexBits(_ count: Int) -> Int { unsignedBits(Int64(max(count - 1, 0))) }
 extension HardwareGraph {
     /// Lowers a dense integer model to matrix-vector units with the given foldings (one per
     /// layer; nil: `Folding.standard`). Flatten is free; max-pool, convolutions and models
-    /// whose layer grids do not chain are errors naming the layer.
-    public init(_ model: IntegerModel, foldings: [Folding]? = nil, prefix: String = "qf") throws {
+    /// whose layer grids do not chain are errors naming the layer. `argmax`: the design outputs
+    /// the index of the largest last accumulator instead of the accumulators.
+    public init(_ model: IntegerModel, foldings: [Folding]? = nil, prefix: String = "qf", argmax: Bool = false) throws {
         guard !model.layers.isEmpty else { throw HardwareError.invalid("the integer model has no layers") }
         guard prefix.first.map({ $0.isLetter }) == true, prefix.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }), prefix.allSatisfy(\.isASCII) else {
             throw HardwareError.invalid("module prefix '\(prefix)' must start with a letter and hold only letters, digits and _")
@@ -269,6 +276,7 @@ extension HardwareGraph {
         inputShape = model.inputShape
         inputGrid = model.inputQuantizer.grid
         self.units = units
+        self.argmax = argmax
     }
 }
 

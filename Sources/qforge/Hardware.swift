@@ -55,6 +55,9 @@ struct Compile: ParsableCommand {
     @Option(help: "Prefix of every module and file name.")
     var prefix: String = "qf"
 
+    @Flag(help: "Output the index of the largest last accumulator (the class) instead of the accumulators: one beat per inference.")
+    var argmax = false
+
     @Flag(help: "Write into a non-empty build directory (files of the same names are replaced).")
     var force = false
 
@@ -71,7 +74,7 @@ struct Compile: ParsableCommand {
         let (integer, quantized) = try loadIntegerModel(model, streamlining)
         let foldings = try fold.map { try parseFolding($0, layers: integer.layers.count) }
         let graph: HardwareGraph
-        do { graph = try HardwareGraph(integer, foldings: foldings, prefix: prefix) } catch let e as HardwareError {
+        do { graph = try HardwareGraph(integer, foldings: foldings, prefix: prefix, argmax: argmax) } catch let e as HardwareError {
             throw CommandError("\(model): \(e)")
         }
         let vectors = try makeVectors(integer, quantized)
@@ -82,7 +85,8 @@ struct Compile: ParsableCommand {
              "\(u.accBits)", u.requantization.name, "\(u.outputBits)", "\(u.cycles)"]
         }
         printMarkdownTable([["layer", "dense", "PE", "SIMD", "in bits", "w bits", "acc bits", "requant", "out bits", "cycles"]] + rows)
-        print("input: \(graph.inputLanes) codes per beat, \(graph.inputBeats) beats per inference; output: \(graph.outputWords) accumulators of \(graph.outputValueBits) bits")
+        print("input: \(graph.inputLanes) codes per beat, \(graph.inputBeats) beats per inference; output: "
+              + (graph.argmax ? "the argmax of \(graph.units.last!.outputs) accumulators, \(graph.outputValueBits) bits" : "\(graph.outputWords) accumulators of \(graph.outputValueBits) bits"))
         print("expected: \(graph.expectedCyclesPerInference) cycles per inference, latency \(graph.expectedLatency) cycles")
         print("vectors: \(vectors.count) from \(vectors.source)")
         print("wrote \(design.files.count) files to \(out)")

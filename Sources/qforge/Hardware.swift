@@ -105,7 +105,7 @@ struct Compile: ParsableCommand {
             let test: Dataset
             do { test = try DataCatalog.load(request).test } catch { throw CommandError("--dataset \(dataset): \(error)") }
             guard test.inputs.count / max(test.inputs.shape[0], 1) == features else {
-                throw CommandError("the model takes \(features) features, \(dataset) samples have \(test.inputs.count / max(test.inputs.shape[0], 1))")
+                throw CommandError("\(model): the model takes \(features) features, \(dataset) samples have \(test.inputs.count / max(test.inputs.shape[0], 1))")
             }
             let x = quantized?.prepareInputs(test.inputs) ?? Tensor(shape: [test.inputs.shape[0]] + integer.inputShape, storage: test.inputs.storage)
             return TestVectors(model: integer, inputs: integer.quantizeInput(x), source: "\(dataset) test set")

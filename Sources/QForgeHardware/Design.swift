@@ -92,7 +92,7 @@ public struct HardwareDesign: Sendable {
     /// RTL, memory files (`.mem` for `$readmemh`, `.coe` for Xilinx tools), the testbench,
     /// the vectors and the manifest of `graph`, checked against `vectors`.
     public init(_ graph: HardwareGraph, vectors: TestVectors, integerModel: IntegerModel) {
-        precondition(vectors.inputs.shape[1] == graph.inputFeatures && vectors.outputs.shape[1] == graph.outputWords,
+        precondition(vectors.inputs.shape[1] == graph.inputFeatures && vectors.outputs.shape[1] == graph.units.last!.outputs,
                      "vectors do not fit the design")
         self.graph = graph
         var files: [String: String] = [:]
@@ -120,11 +120,15 @@ public struct HardwareDesign: Sendable {
                 name: u.layerName, module: u.module, inputs: u.inputs, outputs: u.outputs, pe: u.folding.pe, simd: u.folding.simd,
                 inLanes: u.inLanes, inputBits: u.inputBits, weightBits: u.weightBits, sumBits: u.sumBits, accumulatorBits: u.accBits,
                 integerModelAccumulatorBits: layer.accumulatorBits, accumulatorCap: u.cap?.bits, overflow: u.cap?.overflow.rawValue,
-                droppedBits: u.droppedBits, valueBits: u.valueBits, requantization: u.requantization.name, outputBits: u.outputBits,
+                droppedBits: u.droppedBits, valueBits: u.valueBits, requantization: u.requantization.name + (u.lookupCodes == nil ? "" : "+lookup"), outputBits: u.outputBits,
                 cycles: u.cycles, weightMemory: "\(u.weightRomFile).mem", parameterMemory: layout.fields.isEmpty ? nil : "\(u.paramRomFile).mem"))
         }
         files["\(graph.prefix)_serializer.v"] = emitSerializer(graph)
         rtl.append("\(graph.prefix)_serializer.v")
+        if graph.argmax {
+            files["\(graph.prefix)_argmax.v"] = emitArgmax(graph)
+            rtl.append("\(graph.prefix)_argmax.v")
+        }
         files["\(graph.top).v"] = emitTop(graph)
         rtl.append("\(graph.top).v")
         let timingSamples = graph.units.count + 4
@@ -136,7 +140,7 @@ public struct HardwareDesign: Sendable {
             model: graph.modelName, top: graph.top, testbench: tb, rtl: rtl, testbenchFile: "\(tb).v", memories: memories, coe: coe,
             input: .init(lanes: graph.inputLanes, valueBits: graph.inputGrid.bitWidth, signed: graph.inputGrid.signed,
                          tdataBits: graph.inputDataBits, beatsPerInference: graph.inputBeats),
-            output: .init(lanes: 1, valueBits: graph.outputValueBits, signed: true, tdataBits: graph.outputDataBits,
+            output: .init(lanes: 1, valueBits: graph.outputValueBits, signed: !graph.argmax, tdataBits: graph.outputDataBits,
                           beatsPerInference: graph.outputWords),
             layers: layers,
             vectors: .init(count: vectors.count, source: vectors.source, input: "vectors/input.hex", expected: "vectors/expected.hex"),

@@ -32,7 +32,7 @@ func emitRom(prefix: String) -> String {
 /// per AXI-Stream beat, sign-extended to whole bytes, `tlast` on each inference's last channel.
 func emitSerializer(_ g: HardwareGraph) -> String {
     let last = g.units.last!
-    let pe = last.folding.pe, vw = last.valueBits, obw = g.outputDataBits, m = last.outputs
+    let pe = last.folding.pe, vw = last.valueBits, obw = g.accumulatorDataBits, m = last.outputs
     let leftBits = unsignedBits(Int64(pe)), elemBits = indexBits(m)
     var v = VerilogText(header: ["Output serializer: \(pe) accumulators of \(vw) bits per word in, one per beat out (\(obw)-bit tdata, sign-extended), tlast every \(m) beats."])
     v.block("module \(g.prefix)_serializer (", ");") { v in
@@ -100,7 +100,9 @@ func emitTop(_ g: HardwareGraph) -> String {
     var v = VerilogText(header: [
         "Folded dataflow design of \(g.modelName): dense layers \(chain).",
         "Input: \(g.inputLanes) \(g.inputGrid.bitWidth)-bit \(signedness) codes per beat (feature k·\(g.inputLanes) + l in bits [l·\(g.inputGrid.bitWidth) +: \(g.inputGrid.bitWidth)]), \(g.inputBeats) beats per inference.",
-        "Output: \(g.outputWords) accumulators per inference, one per beat, \(g.outputValueBits) bits sign-extended to \(g.outputDataBits); tlast on the last.",
+        g.argmax
+            ? "Output: the index of the largest of the \(g.units.last!.outputs) last accumulators (the lowest on ties), \(g.outputValueBits) bits zero-extended to \(g.outputDataBits); one beat per inference, tlast on each."
+            : "Output: \(g.outputWords) accumulators per inference, one per beat, \(g.outputValueBits) bits sign-extended to \(g.outputDataBits); tlast on the last.",
         "Steady state: \(g.expectedCyclesPerInference) cycles per inference; latency \(g.expectedLatency) cycles.",
     ])
     v.block("module \(g.top) (", ");") { v in
@@ -138,6 +140,13 @@ func emitTop(_ g: HardwareGraph) -> String {
         v.line("  );")
     }
     let l = g.units.count - 1
+    // With argmax the serializer's stream (acc_*) feeds the argmax unit, else the output.
+    let s = g.argmax ? ["acc_data", "acc_valid", "acc_ready", "acc_last"] : ["m_axis_tdata_o", "m_axis_tvalid_o", "m_axis_tready_i", "m_axis_tlast_o"]
+    if g.argmax {
+        v.line()
+        v.line("  wire \(range(g.accumulatorDataBits)) acc_data;")
+        v.line("  wire acc_valid, acc_ready, acc_last;")
+    }
     v.line()
     v.line("  \(g.prefix)_serializer u_out (")
     v.line("    .clk_i          (clk_i),")
@@ -145,11 +154,95 @@ func emitTop(_ g: HardwareGraph) -> String {
     v.line("    .in_data_i      (l\(l)_data),")
     v.line("    .in_valid_i     (l\(l)_valid),")
     v.line("    .in_ready_o     (l\(l)_ready),")
-    v.line("    .m_axis_tdata_o (m_axis_tdata_o),")
-    v.line("    .m_axis_tvalid_o(m_axis_tvalid_o),")
-    v.line("    .m_axis_tready_i(m_axis_tready_i),")
-    v.line("    .m_axis_tlast_o (m_axis_tlast_o)")
+    v.line("    .m_axis_tdata_o (\(s[0])),")
+    v.line("    .m_axis_tvalid_o(\(s[1])),")
+    v.line("    .m_axis_tready_i(\(s[2])),")
+    v.line("    .m_axis_tlast_o (\(s[3]))")
     v.line("  );")
+    if g.argmax {
+        v.line()
+        v.line("  \(g.prefix)_argmax u_argmax (")
+        v.line("    .clk_i          (clk_i),")
+        v.line("    .rst_ni         (rst_ni),")
+        v.line("    .in_data_i      (acc_data),")
+        v.line("    .in_valid_i     (acc_valid),")
+        v.line("    .in_ready_o     (acc_ready),")
+        v.line("    .in_last_i      (acc_last),")
+        v.line("    .m_axis_tdata_o (m_axis_tdata_o),")
+        v.line("    .m_axis_tvalid_o(m_axis_tvalid_o),")
+        v.line("    .m_axis_tready_i(m_axis_tready_i),")
+        v.line("    .m_axis_tlast_o (m_axis_tlast_o)")
+        v.line("  );")
+    }
+    v.line()
+    v.line("endmodule")
+    return v.text
+}
+
+/// The argmax unit: reads the serializer's accumulators (one per beat, `in_last_i` on each
+/// inference's last) and sends the index of the largest, the lowest on ties (a later one
+/// replaces the best only when strictly larger), one cycle after the last accumulator. It
+/// accepts a beat every cycle while its result register is free or being taken.
+func emitArgmax(_ g: HardwareGraph) -> String {
+    let m = g.units.last!.outputs, ab = g.accumulatorDataBits, ib = indexBits(m), ob = g.outputDataBits
+    var v = VerilogText(header: ["Argmax: \(m) accumulators of \(ab) bits (signed) in, the index of the largest (lowest on ties) out, \(ob)-bit tdata, tlast on every beat."])
+    v.block("module \(g.prefix)_argmax (", ");") { v in
+        v.line("input  wire clk_i,")
+        v.line("input  wire rst_ni,")
+        v.line("input  wire \(range(ab)) in_data_i,")
+        v.line("input  wire in_valid_i,")
+        v.line("output wire in_ready_o,")
+        v.line("input  wire in_last_i,")
+        v.line("output wire \(range(ob)) m_axis_tdata_o,")
+        v.line("output wire m_axis_tvalid_o,")
+        v.line("input  wire m_axis_tready_i,")
+        v.line("output wire m_axis_tlast_o")
+    }
+    v.line()
+    v.line("  reg  signed \(range(ab)) best_q, best_d;")
+    v.line("  reg  \(range(ib)) best_idx_q, best_idx_d;")
+    v.line("  reg  \(range(ib)) idx_q, idx_d;  // channel of the next accumulator")
+    v.line("  reg  \(range(ib)) out_q, out_d;")
+    v.line("  reg  out_valid_q, out_valid_d;")
+    v.line("  reg  take;")
+    v.line("  wire in_fire;")
+    v.line()
+    v.line("  assign in_ready_o = ~out_valid_q | m_axis_tready_i;")
+    v.line("  assign in_fire = in_valid_i & in_ready_o;")
+    v.line("  assign m_axis_tvalid_o = out_valid_q;")
+    v.line("  assign m_axis_tdata_o = \(zeroExtend("out_q", from: ib, to: ob));")
+    v.line("  assign m_axis_tlast_o = 1'b1;")
+    v.line()
+    v.line("  always @(*) begin")
+    v.line("    best_d = best_q;")
+    v.line("    best_idx_d = best_idx_q;")
+    v.line("    idx_d = idx_q;")
+    v.line("    out_d = out_q;")
+    v.line("    out_valid_d = out_valid_q & ~m_axis_tready_i;")
+    v.line("    take = 1'b0;")
+    v.line("    if (in_fire) begin")
+    v.line("      take = (idx_q == \(lit(ib, 0))) | ($signed(in_data_i) > best_q);")
+    v.line("      if (take) begin")
+    v.line("        best_d = in_data_i;")
+    v.line("        best_idx_d = idx_q;")
+    v.line("      end")
+    v.line("      if (in_last_i) begin")
+    v.line("        out_d = take ? idx_q : best_idx_q;")
+    v.line("        out_valid_d = 1'b1;")
+    v.line("        idx_d = \(lit(ib, 0));")
+    v.line("      end else begin")
+    v.line("        idx_d = idx_q + \(lit(ib, 1));")
+    v.line("      end")
+    v.line("    end")
+    v.line("  end")
+    v.line()
+    v.line("  always @(posedge clk_i or negedge rst_ni) begin")
+    v.line("    if (!rst_ni) begin")
+    for (name, bits) in [("best", ab), ("best_idx", ib), ("idx", ib), ("out", ib), ("out_valid", 1)] { v.line("      \(name)_q <= \(lit(bits, 0));") }
+    v.line("    end else begin")
+    for name in ["best", "best_idx", "idx", "out", "out_valid"] { v.line("      \(name)_q <= \(name)_d;") }
+    v.line("    end")
+    v.line("  end")
     v.line()
     v.line("endmodule")
     return v.text

@@ -82,7 +82,7 @@ extension MatrixVectorUnit {
             if levels > 0, lists.contains(where: { !$0.isConstant }) {
                 layout.add(RomField(name: "thresholds", bits: bits, count: levels) { c, i in lists[i].value(c) })
             }
-        case let .multiplyShift(rb, _, m, s, z, _):
+        case let .multiplyShift(rb, _, m, s, z, _, _):
             add(rb); add(m); add(s); add(z)
         case .output: break
         }
@@ -106,7 +106,7 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     ]
     switch u.requantization {
     case .output: header.append("Output: \(pe) accumulators of \(ob) bits per beat (the last layer).")
-    default: header.append("Output: \(pe) codes of \(ob) bits per beat, requantized by \(u.requantization.name).")
+    default: header.append("Output: \(pe) codes of \(ob) bits per beat, requantized by \(u.requantization.name)\(u.lookupCodes == nil ? "" : ", then a lookup table").")
     }
     var v = VerilogText(header: header)
     v.block("module \(u.module) (", ");") { v in
@@ -299,6 +299,11 @@ private func emitMac(_ v: inout VerilogText, _ u: MatrixVectorUnit) {
     v.line("      if (last1_q) fin_d = acc_d;")
     v.line("    end")
     v.line("  end")
+    if pw > sw {
+        v.line("  // The sum is narrower than a product's width: the product's top bits never reach it.")
+        v.line("  wire unused_mac_bits;")
+        v.line("  assign unused_mac_bits = ^\(slice("mac_prod", pw - 1, sw));")
+    }
 }
 
 /// Sign extension of a part-select whose top bit is `msb`.
@@ -328,6 +333,10 @@ private func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout
             body.append("\(name) = \(layout.select(p.name));")
         }
     }
+    // Where the requantized code goes: the lane of req_data, or a code for the lookup table.
+    let lane = (name: "req_data[p * \(ob) +: \(ob)]", bits: ob)
+    let requantized = u.lookupCodes == nil ? lane : (name: "rq_q", bits: u.requantizedGrid?.bitWidth ?? ob)
+    if u.lookupCodes != nil { declare("rq_q", requantized.bits) }
     declare("rq_sum", sw)
     declare("rq_acc", aw, signed: true)
     body.append("rq_sum = fin_q[p * \(sw) +: \(sw)];")
@@ -353,7 +362,7 @@ private func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout
         let lowest = min(d, cw - 1)
         body.append("// Keep the most significant bits: >>> \(d), floor.")
         body.append("rq_value = rq_capped[\(cw - 1):\(lowest)];")
-        unused.append(slice("rq_capped", lowest - 1, 0))
+        if lowest > 0 { unused.append(slice("rq_capped", lowest - 1, 0)) }  // a 1-bit value keeps its only bit
     } else {
         body.append("rq_value = rq_capped;")
     }
@@ -361,7 +370,7 @@ private func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout
     case .output:
         body.append("req_data[p * \(ob) +: \(ob)] = rq_value;")
     case let .thresholds(levels, lists, outBias, cmpBits):
-        let grid = u.outputGrid!
+        let grid = u.requantizedGrid!
         let countBits = unsignedBits(Int64(levels))
         let codeLo = min(outBias, Int64(grid.minInt)), codeHi = max(outBias + Int64(levels), Int64(grid.maxInt))
         let codeBits = max(ValueRange(codeLo, codeHi).bits, countBits + 1)
@@ -385,9 +394,9 @@ private func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout
             body.append("end")
         }
         body.append("rq_code = \(slit(codeBits, outBias)) + \(zeroExtend("rq_count", from: countBits, to: codeBits));")
-        emitClamp(&body, "rq_code", bits: codeBits, grid: grid, out: ob, unused: &unused)
-    case let .multiplyShift(roundedBias, vw, mult, shift, offset, mode):
-        let grid = u.outputGrid!
+        emitClamp(&body, "rq_code", bits: codeBits, lo: Int64(grid.minInt), hi: Int64(grid.maxInt), into: requantized, unused: &unused)
+    case let .multiplyShift(roundedBias, vw, mult, shift, offset, mode, lowest):
+        let grid = u.requantizedGrid!
         let mw = mult.bits, shw = shift.bits, zw = offset.bits
         let rw = max(vw + mw, Int(shift.values.max()!) + 1)
         let fw = max(rw, zw) + 1
@@ -433,7 +442,12 @@ private func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout
         case .up: body.append("rq_up = \(nonzero) & ~\(negative);")
         }
         body.append("rq_code = \(signExtend("rq_f", from: fw, to: fw + 1)) + {\(fw)'d0, rq_up};")
-        emitClamp(&body, "rq_code", bits: fw + 1, grid: grid, out: ob, unused: &unused)
+        if lowest > Int64(grid.minInt) { body.append("// Lowest code \(lowest): the ReLU floor of the integer model.") }
+        emitClamp(&body, "rq_code", bits: fw + 1, lo: lowest, hi: Int64(grid.maxInt), into: requantized, unused: &unused)
+    }
+    if let codes = u.lookupCodes {
+        body.append("\(lane.name) = lookup_code(rq_q);")
+        emitLookupFunction(&v, u, codes: codes)
     }
     v.line("  reg  \(range(pe * ob)) req_data;")
     for dcl in declarations { v.line("  \(dcl)") }
@@ -460,13 +474,35 @@ private func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout
     v.line("  end")
 }
 
-/// code → clamp(code, grid), its low `out` bits into req_data's lane.
-private func emitClamp(_ body: inout [String], _ name: String, bits: Int, grid: IntQuantGrid, out ob: Int, unused: inout [String]) {
-    let lo = Int64(grid.minInt), hi = Int64(grid.maxInt)
-    body.append("if (\(name) > \(slit(bits, hi))) req_data[p * \(ob) +: \(ob)] = \(patternLiteral(ob, hi));")
-    body.append("else if (\(name) < \(slit(bits, lo))) req_data[p * \(ob) +: \(ob)] = \(patternLiteral(ob, lo));")
-    body.append("else req_data[p * \(ob) +: \(ob)] = \(name)[\(ob - 1):0];")
+/// code → clamp(code, lo, hi), its low `target.bits` bits into `target.name`.
+private func emitClamp(_ body: inout [String], _ name: String, bits: Int, lo: Int64, hi: Int64, into target: (name: String, bits: Int),
+                       unused: inout [String]) {
+    let (dest, ob) = target
+    // Compared at a width holding both the code and the bounds (a narrow code on a wide grid).
+    let cw = max(bits, ValueRange(lo, hi).bits)
+    let code = cw == bits ? name : "$signed(\(signExtend(name, from: bits, to: cw)))"
+    body.append("if (\(code) > \(slit(cw, hi))) \(dest) = \(patternLiteral(ob, hi));")
+    body.append("else if (\(code) < \(slit(cw, lo))) \(dest) = \(patternLiteral(ob, lo));")
+    body.append("else \(dest) = \(signExtend(name, from: bits, to: ob));")
     if bits > ob { unused.append(slice(name, bits - 1, ob)) }
+}
+
+/// The lookup-table function: the output code of every requantized code (a case per code,
+/// two's complement patterns; patterns outside the grid, never produced, take the lowest code's entry).
+private func emitLookupFunction(_ v: inout VerilogText, _ u: MatrixVectorUnit, codes: [Int32]) {
+    let grid = u.requantizedGrid!, qb = grid.bitWidth, ob = u.outputBits
+    v.line("  // Lookup-table activation: requantized code (\(qb)-bit \(grid.signed ? "signed" : "unsigned")) → output code, one entry per code.")
+    v.line("  function \(range(ob)) lookup_code(input \(range(qb)) code);")
+    v.line("    begin")
+    v.line("      case (code)")
+    for (i, c) in codes.enumerated() {
+        v.line("        \(qb)'h\(twosComplementHex(Int64(grid.minInt) + Int64(i), bits: qb)): lookup_code = \(patternLiteral(ob, Int64(c)));")
+    }
+    if codes.count < 1 << qb { v.line("        default: lookup_code = \(patternLiteral(ob, Int64(codes[0])));") }
+    v.line("      endcase")
+    v.line("    end")
+    v.line("  endfunction")
+    v.line()
 }
 
 /// The low `bits` bits of v as an unsigned literal.

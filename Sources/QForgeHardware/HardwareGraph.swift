@@ -80,9 +80,10 @@ public enum RequantizationUnit: Equatable, Sendable {
     /// clamp(outBias + #{i : t ≥ T[c][i]}, grid); thresholds clamped into the value range
     /// (lo…hi + 1 decides t ≥ T exactly for every t in lo…hi), lists padded to one length with hi + 1.
     case thresholds(levels: Int, thresholds: [ChannelParameter], outBias: Int64, comparatorBits: Int)
-    /// v = t + roundedBias; clamp(R(v·m/2^s + z), grid), computed exactly.
+    /// v = t + roundedBias; clamp(R(v·m/2^s + z), lowest, grid max), computed exactly; `lowest` is
+    /// max(grid min, the integer model's lowest code), the ReLU floor of signed grids.
     case multiplyShift(roundedBias: ChannelParameter?, sumBits: Int, multiplier: ChannelParameter, shift: ChannelParameter,
-                       offset: ChannelParameter, rounding: RoundingMode)
+                       offset: ChannelParameter, rounding: RoundingMode, lowest: Int64)
     /// The last layer: the accumulators leave the design as they are.
     case output
 
@@ -143,6 +144,11 @@ public struct MatrixVectorUnit: Equatable, Sendable {
     public var valueRange: ValueRange
     public var valueBits: Int
     public var requantization: RequantizationUnit
+    /// The grid the requantization produces: the output grid, or a lookup table's input grid.
+    public var requantizedGrid: IntQuantGrid?
+    /// A lookup-table activation after the requantization: the output code of every
+    /// requantized code requantizedGrid.min…max, in that order (nil: none).
+    public var lookupCodes: [Int32]?
     /// The grid of the output codes (nil for the last layer).
     public var outputGrid: IntQuantGrid?
     /// Width of one output lane: the code width, or `valueBits` for the last layer.
@@ -160,7 +166,7 @@ public struct MatrixVectorUnit: Equatable, Sendable {
         if let b = bias, !b.isConstant { fields.append(b) }
         switch requantization {
         case let .thresholds(_, lists, _, _): fields += lists.filter { !$0.isConstant }
-        case let .multiplyShift(rb, _, m, s, z, _): fields += [rb, m, s, z].compactMap { $0 }.filter { !$0.isConstant }
+        case let .multiplyShift(rb, _, m, s, z, _, _): fields += [rb, m, s, z].compactMap { $0 }.filter { !$0.isConstant }
         case .output: break
         }
         return fields
@@ -174,7 +180,8 @@ public struct MatrixVectorUnit: Equatable, Sendable {
 /// SIMD), feature k·lanes + l in bits [l·b, l·b + b) (b the input code width), padded with
 /// zero bits to whole bytes; an inference is `inputBeats` beats, in feature order.
 /// Output stream: one accumulator per beat, sign-extended to whole bytes, channel order,
-/// `tlast` on the last channel of each inference.
+/// `tlast` on the last channel of each inference; with `argmax`, one beat per inference instead:
+/// the index of the largest accumulator (the lowest on ties, `IntegerOps.argmax`), unsigned.
 public struct HardwareGraph: Equatable, Sendable {
     /// Prefix of every module and file (`qf`): the top is `<prefix>_top`.
     public var prefix: String
@@ -182,15 +189,19 @@ public struct HardwareGraph: Equatable, Sendable {
     public var inputShape: [Int]
     public var inputGrid: IntQuantGrid
     public var units: [MatrixVectorUnit]
+    /// Whether the design ends in an argmax unit (one index per inference).
+    public var argmax = false
 
     public var top: String { "\(prefix)_top" }
     public var inputLanes: Int { units[0].folding.simd }
     public var inputFeatures: Int { units[0].inputs }
     public var inputBeats: Int { inputFeatures / inputLanes }
     public var inputDataBits: Int { roundUpToBytes(inputLanes * inputGrid.bitWidth) }
-    public var outputValueBits: Int { units.last!.valueBits }
+    /// Width of the serializer's beats: the last accumulators, sign-extended to whole bytes.
+    public var accumulatorDataBits: Int { roundUpToBytes(units.last!.valueBits) }
+    public var outputValueBits: Int { argmax ? indexBits(units.last!.outputs) : units.last!.valueBits }
     public var outputDataBits: Int { roundUpToBytes(outputValueBits) }
-    public var outputWords: Int { units.last!.outputs }
+    public var outputWords: Int { argmax ? 1 : units.last!.outputs }
 
     /// Clock cycles between inferences in steady state, without stalls: the slowest stage of
     /// the pipeline. Stages: the input (one beat per cycle), every layer (K/SIMD × M/PE), and
@@ -212,7 +223,8 @@ public struct HardwareGraph: Equatable, Sendable {
         var start = inputBeats  // the first unit's bank is full after the last input beat
         for u in units.dropLast() { start += u.cycles + 3 }
         let firstWord = start + last.synapseFold + 2
-        return firstWord + (last.neuronFold - 1) * max(last.synapseFold, last.folding.pe) + last.folding.pe
+        // The argmax unit registers its index one cycle after the last accumulator.
+        return firstWord + (last.neuronFold - 1) * max(last.synapseFold, last.folding.pe) + last.folding.pe + (argmax ? 1 : 0)
     }
 }
 
@@ -227,8 +239,9 @@ func indexBits(_ count: Int) -> Int { unsignedBits(Int64(max(count - 1, 0))) }
 extension HardwareGraph {
     /// Lowers a dense integer model to matrix-vector units with the given foldings (one per
     /// layer; nil: `Folding.standard`). Flatten is free; max-pool, convolutions and models
-    /// whose layer grids do not chain are errors naming the layer.
-    public init(_ model: IntegerModel, foldings: [Folding]? = nil, prefix: String = "qf") throws {
+    /// whose layer grids do not chain are errors naming the layer. `argmax`: the design outputs
+    /// the index of the largest last accumulator instead of the accumulators.
+    public init(_ model: IntegerModel, foldings: [Folding]? = nil, prefix: String = "qf", argmax: Bool = false) throws {
         guard !model.layers.isEmpty else { throw HardwareError.invalid("the integer model has no layers") }
         guard prefix.first.map({ $0.isLetter }) == true, prefix.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }), prefix.allSatisfy(\.isASCII) else {
             throw HardwareError.invalid("module prefix '\(prefix)' must start with a letter and hold only letters, digits and _")
@@ -242,12 +255,6 @@ extension HardwareGraph {
             if case let .conv(s, p) = layer.product.kind {
                 let shape = layer.product.weights.shape.map(String.init).joined(separator: "×")
                 throw HardwareError.unsupportedOp(layer: layer.name, op: "convolution \(shape) stride \(s) padding \(p)")
-            }
-            if let lookup = layer.lookup {
-                throw HardwareError.unsupportedOp(layer: layer.name, op: "lookup-table \(lookup.function) activation")
-            }
-            if case let .multiplyShift(ms) = layer.requantization, let lowest = ms.lowest, lowest > Int64(ms.grid.minInt) {
-                throw HardwareError.unsupportedOp(layer: layer.name, op: "requantization clamped below at code \(lowest) (a ReLU on a signed or zero-point grid)")
             }
             let isLast = i == model.layers.count - 1
             if !isLast, layer.requantization == .output {
@@ -269,6 +276,7 @@ extension HardwareGraph {
         inputShape = model.inputShape
         inputGrid = model.inputQuantizer.grid
         self.units = units
+        self.argmax = argmax
     }
 }
 
@@ -339,16 +347,29 @@ extension MatrixVectorUnit {
             outputBits = valueBits
             return
         }
-        guard let out = layer.output else { throw HardwareError.invalid("layer \(layer.name) has no output grid") }
-        outputGrid = out.grid
-        outputBits = out.grid.bitWidth
+        guard let final = layer.output else { throw HardwareError.invalid("layer \(layer.name) has no output grid") }
+        outputGrid = final.grid
+        outputBits = final.grid.bitWidth
+        // The requantization targets `out`: the output grid, or the lookup table's input grid.
+        let out = layer.requantizedGrid ?? final
+        requantizedGrid = out.grid
+        if let lookup = layer.lookup {
+            let entries = Int64(out.grid.maxInt) - Int64(out.grid.minInt) + 1
+            guard entries <= Int64(CodeLookup.maxEntries) else {
+                throw HardwareError.unsupportedOp(layer: layer.name, op: "lookup-table \(lookup.function) activation of \(entries) entries (at most \(CodeLookup.maxEntries))")
+            }
+            lookupCodes = (Int64(out.grid.minInt)...Int64(out.grid.maxInt)).map { lookup.table.apply($0) }
+            if let bad = lookupCodes!.first(where: { !(final.grid.minInt...final.grid.maxInt).contains(Int($0)) }) {
+                throw HardwareError.gridMismatch(layer: layer.name, problem: "lookup-table \(lookup.function) activation yields code \(bad) outside the output grid \(final.grid)")
+            }
+        }
         let lo = valueRange.lo, hi = valueRange.hi
         switch layer.requantization {
         case .thresholds(let t):
             guard t.thresholds.count == 1 || t.thresholds.count == m else {
                 throw HardwareError.invalid("layer \(layer.name): \(t.thresholds.count) threshold lists for \(m) channels")
             }
-            guard t.grid == out.grid else { throw HardwareError.gridMismatch(layer: layer.name, problem: "thresholds produce \(t.grid), the output grid is \(out.grid)") }
+            guard t.grid == out.grid else { throw HardwareError.gridMismatch(layer: layer.name, problem: "thresholds produce \(t.grid), the \(layer.lookup == nil ? "output" : "lookup table's input") grid is \(out.grid)") }
             let levels = t.thresholds.map(\.count).max() ?? 0
             // t ≥ T decides the same for every t in lo…hi once T is clamped to lo…hi + 1.
             let comparatorBits = ValueRange(lo, hi + 1).bits
@@ -363,7 +384,7 @@ extension MatrixVectorUnit {
             let outBias = min(max(t.outBias, gmin - Int64(levels) - 1), gmax + 1)  // same codes after the clamp
             requantization = .thresholds(levels: levels, thresholds: params, outBias: outBias, comparatorBits: comparatorBits)
         case .multiplyShift(let ms):
-            guard ms.grid == out.grid else { throw HardwareError.gridMismatch(layer: layer.name, problem: "the multiplier produces \(ms.grid), the output grid is \(out.grid)") }
+            guard ms.grid == out.grid else { throw HardwareError.gridMismatch(layer: layer.name, problem: "the multiplier produces \(ms.grid), the \(layer.lookup == nil ? "output" : "lookup table's input") grid is \(out.grid)") }
             let channels = max(ms.multipliers.count, ms.shifts.count, ms.offsets.count)
             guard channels == 1 || channels == m else {
                 throw HardwareError.invalid("layer \(layer.name): \(channels) multiplier parameters for \(m) channels")
@@ -390,8 +411,12 @@ extension MatrixVectorUnit {
             let shift = ChannelParameter(name: "shift", values: shifts, bits: unsignedBits(shifts.max()!), unsigned: true)
             let offset = ChannelParameter(name: "offset", values: offsets,
                                           bits: IntegerOps.signedBitsNeeded(min: offsets.min()!, max: offsets.max()!), unsigned: false)
+            let lowest = max(Int64(ms.grid.minInt), ms.lowest ?? Int64.min)
+            guard lowest <= Int64(ms.grid.maxInt) else {
+                throw HardwareError.invalid("layer \(layer.name): multiply-shift lowest code \(lowest) is above the grid's highest \(ms.grid.maxInt)")
+            }
             requantization = .multiplyShift(roundedBias: roundedBias, sumBits: sumRange.bits, multiplier: multiplier, shift: shift,
-                                            offset: offset, rounding: out.grid.rounding)
+                                            offset: offset, rounding: out.grid.rounding, lowest: lowest)
         case .output:
             throw HardwareError.invalid("layer \(layer.name): only the last layer may emit raw accumulators")
         }

@@ -68,9 +68,11 @@ public struct TestVectors: Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The expected-output file: one accumulator per line, `outputDataBits` wide (two's complement).
+    /// The expected-output file: one accumulator per line, `outputDataBits` wide (two's complement),
+    /// or with argmax one index per inference.
     func expectedHex(_ g: HardwareGraph) -> String {
-        outputs.values.map { twosComplementHex($0, bits: g.outputDataBits) }.joined(separator: "\n") + "\n"
+        let words = g.argmax ? IntegerOps.argmax(outputs).map(Int64.init) : outputs.values
+        return words.map { twosComplementHex($0, bits: g.outputDataBits) }.joined(separator: "\n") + "\n"
     }
 }
 

@@ -43,11 +43,20 @@ struct Compile: ParsableCommand {
     @Option(name: [.customLong("data-path")], help: "Fashion-MNIST directory (default /usr/share/datasets/fashion-mnist or $QFORGE_FASHION_MNIST).")
     var dataPath: String?
 
+    @Option(help: "Vector inputs from the first --samples of this data set's test split (fashion-mnist, magnetometer, or csv with --data-path), prepared as the model's own inputs; overrides --inputs.")
+    var dataset: String?
+
+    @Option(help: "Seed of the generated data set (magnetometer) or of the CSV split, as in train and eval.")
+    var dataSeed: UInt64 = 0
+
     @Option(help: "Seed of random input vectors.")
     var seed: UInt64 = 0
 
     @Option(help: "Prefix of every module and file name.")
     var prefix: String = "qf"
+
+    @Flag(help: "Output the index of the largest last accumulator (the class) instead of the accumulators: one beat per inference.")
+    var argmax = false
 
     @Flag(help: "Write into a non-empty build directory (files of the same names are replaced).")
     var force = false
@@ -65,7 +74,7 @@ struct Compile: ParsableCommand {
         let (integer, quantized) = try loadIntegerModel(model, streamlining)
         let foldings = try fold.map { try parseFolding($0, layers: integer.layers.count) }
         let graph: HardwareGraph
-        do { graph = try HardwareGraph(integer, foldings: foldings, prefix: prefix) } catch let e as HardwareError {
+        do { graph = try HardwareGraph(integer, foldings: foldings, prefix: prefix, argmax: argmax) } catch let e as HardwareError {
             throw CommandError("\(model): \(e)")
         }
         let vectors = try makeVectors(integer, quantized)
@@ -76,7 +85,8 @@ struct Compile: ParsableCommand {
              "\(u.accBits)", u.requantization.name, "\(u.outputBits)", "\(u.cycles)"]
         }
         printMarkdownTable([["layer", "dense", "PE", "SIMD", "in bits", "w bits", "acc bits", "requant", "out bits", "cycles"]] + rows)
-        print("input: \(graph.inputLanes) codes per beat, \(graph.inputBeats) beats per inference; output: \(graph.outputWords) accumulators of \(graph.outputValueBits) bits")
+        print("input: \(graph.inputLanes) codes per beat, \(graph.inputBeats) beats per inference; output: "
+              + (graph.argmax ? "the argmax of \(graph.units.last!.outputs) accumulators, \(graph.outputValueBits) bits" : "\(graph.outputWords) accumulators of \(graph.outputValueBits) bits"))
         print("expected: \(graph.expectedCyclesPerInference) cycles per inference, latency \(graph.expectedLatency) cycles")
         print("vectors: \(vectors.count) from \(vectors.source)")
         print("wrote \(design.files.count) files to \(out)")
@@ -88,6 +98,18 @@ struct Compile: ParsableCommand {
 
     func makeVectors(_ integer: IntegerModel, _ quantized: Model?) throws -> TestVectors {
         let features = integer.inputShape.reduce(1, *)
+        if let dataset {
+            // The test split only: trainLimit 1 keeps a generated set from making its training half.
+            let request = DataCatalog.Request(name: dataset, path: dataPath, trainLimit: 1, testLimit: samples, seed: dataSeed,
+                                              classification: quantized?.task != .regression)
+            let test: Dataset
+            do { test = try DataCatalog.load(request).test } catch { throw CommandError("--dataset \(dataset): \(error)") }
+            guard test.inputs.count / max(test.inputs.shape[0], 1) == features else {
+                throw CommandError("\(model): the model takes \(features) features, \(dataset) samples have \(test.inputs.count / max(test.inputs.shape[0], 1))")
+            }
+            let x = quantized?.prepareInputs(test.inputs) ?? Tensor(shape: [test.inputs.shape[0]] + integer.inputShape, storage: test.inputs.storage)
+            return TestVectors(model: integer, inputs: integer.quantizeInput(x), source: "\(dataset) test set")
+        }
         var useData = inputs == "fashion-mnist"
         if inputs == "auto" && features == FashionMNIST.imageSize * FashionMNIST.imageSize {
             useData = (try? FashionMNIST.resolveDirectory(dataPath)) != nil

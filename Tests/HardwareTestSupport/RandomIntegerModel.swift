@@ -3,12 +3,22 @@ import QForgeTensor
 
 /// Random dense integer models for testing the hardware against `IntegerModel.run`: layer
 /// sizes, weight and activation widths (1–8 bits, signed or unsigned, narrow), zero points,
-/// thresholds or multiplier/shift requantization in every rounding mode, accumulator caps
-/// (wrap and saturate) and dropped bits.
+/// thresholds or multiplier/shift requantization in every rounding mode, ReLU floors (`lowest`)
+/// on multiplier/shift grids, lookup-table activations (random tables), accumulator caps (wrap and saturate) and dropped bits. With
+/// `wide`, a grid is sometimes 17–32 bits wide (signed, zero point 0, as seed 000's int32
+/// activations); layers writing such a grid requantize by multiplier/shift (right or left shifts).
 public struct RandomIntegerModel {
     public var rng: SeededRandom
+    /// The chance that a grid is 17–32 bits wide.
+    public var wideChance: Double
+    /// The chance that a hidden layer with a grid up to 8 bits has a lookup-table activation.
+    public var lookupChance: Double
 
-    public init(seed: UInt64) { rng = SeededRandom(seed: seed) }
+    public init(seed: UInt64, wideChance: Double = 0.2, lookupChance: Double = 0.25) {
+        rng = SeededRandom(seed: seed)
+        self.wideChance = wideChance
+        self.lookupChance = lookupChance
+    }
 
     mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(rng.next() % UInt64(r.upperBound - r.lowerBound + 1)) }
     mutating func chance(_ p: Double) -> Bool { Double(rng.next() % 10_000) < p * 10_000 }
@@ -21,6 +31,11 @@ public struct RandomIntegerModel {
     }
 
     mutating func codeGrid(maxBits: Int = 8) -> CodeGrid {
+        if chance(wideChance) {
+            let g = IntQuantGrid(bitWidth: int(17...32), signed: true, narrow: chance(0.25),
+                                 rounding: RoundingMode.allCases[int(0...RoundingMode.allCases.count - 1)])
+            return CodeGrid(grid: g, scale: 1, zeroPoint: 0)
+        }
         let g = grid(maxBits: maxBits)
         let zero = chance(0.4) ? int(g.minInt...g.maxInt) : (g.minInt...g.maxInt).contains(0) ? 0 : g.minInt
         return CodeGrid(grid: g, scale: 1, zeroPoint: zero)
@@ -56,19 +71,26 @@ public struct RandomIntegerModel {
                 break
             }
             let out = codeGrid()
+            // A lookup-table activation: requantize to a narrow grid, then a random table onto `out`.
+            let lookupInput: CodeGrid? = out.grid.bitWidth <= 8 && chance(lookupChance) ? { () -> CodeGrid in
+                var g = codeGrid()
+                while g.grid.bitWidth > 8 { g = codeGrid() }
+                return g
+            }() : nil
+            let target = lookupInput ?? out
             // The range of the value the requantization sees (after cap and shift), for plausible parameters.
             let lo = probe.accumulatorRange.map(\.lowerBound).min()!, hi = probe.accumulatorRange.map(\.upperBound).max()!
             let capLo = cap.map { max(lo, $0.range.lowerBound) } ?? lo, capHi = cap.map { min(hi, $0.range.upperBound) } ?? hi
             let vlo = capLo >> Int64(dropped), vhi = capHi >> Int64(dropped)
             var requant: Requantization
             var roundedBias: [Int64]?
-            if chance(0.5) {
-                let levels = out.grid.maxInt - out.grid.minInt
+            if target.grid.bitWidth <= 8 && chance(0.5) {
+                let levels = target.grid.maxInt - target.grid.minInt
                 let lists = (0..<(chance(0.2) ? 1 : m)).map { _ -> [Int64] in
                     (0..<levels).map { _ in Int64(int(Int(vlo) - 2...Int(vhi) + 2)) }.sorted()
                 }
-                let outBias = chance(0.8) ? Int64(out.grid.minInt) : Int64(out.grid.minInt + int(-2...2))
-                requant = .thresholds(MultiThreshold(thresholds: lists, outBias: outBias, grid: out.grid))
+                let outBias = chance(0.8) ? Int64(target.grid.minInt) : Int64(target.grid.minInt + int(-2...2))
+                requant = .thresholds(MultiThreshold(thresholds: lists, outBias: outBias, grid: target.grid))
             } else {
                 let perChannel = chance(0.6)
                 let n = perChannel ? m : 1
@@ -82,15 +104,25 @@ public struct RandomIntegerModel {
                     } else {
                         let mbits = int(1...16)
                         multipliers.append(Int32(int(1...(1 << mbits) - 1)) * (chance(0.1) ? -1 : 1))
-                        shifts.append(max(0, mbits + spanBits - out.grid.bitWidth + int(-3...3)))
+                        shifts.append(max(0, mbits + spanBits - target.grid.bitWidth + int(-3...3)))
                     }
                 }
-                let offsets = (0..<(perChannel && chance(0.5) ? m : 1)).map { _ in Int64(out.zeroPoint + int(-2...2)) }
-                requant = .multiplyShift(MultiplyShift(multipliers: multipliers, shifts: shifts, offsets: offsets, grid: out.grid))
+                let offsets = (0..<(perChannel && chance(0.5) ? m : 1)).map { _ in Int64(target.zeroPoint + int(-2...2)) }
+                // A ReLU floor: the zero point (the code of 0) or any code of the grid.
+                let lowest: Int64? = chance(0.4) ? (chance(0.5) ? Int64(target.zeroPoint) : Int64(int(target.grid.minInt...target.grid.maxInt))) : nil
+                requant = .multiplyShift(MultiplyShift(multipliers: multipliers, shifts: shifts, offsets: offsets, grid: target.grid, lowest: lowest))
                 if chance(0.6) { roundedBias = (0..<m).map { _ in Int64(int(-span...span)) } }
             }
             layers.append(.dense(name: name, input: input, weights: w, accumulatorCap: cap, droppedBits: dropped, roundedBias: roundedBias,
                                  requantization: requant, output: out))
+            if let lookupInput {
+                // Entries for a window around the grid (codes beyond it take the end entries).
+                let lo = Int64(lookupInput.grid.minInt + int(-2...2))
+                let count = max(1, lookupInput.grid.maxInt - lookupInput.grid.minInt + 1 + int(-3...2))
+                let codes = (0..<count).map { _ in Int32(int(out.grid.minInt...out.grid.maxInt)) }
+                layers[layers.count - 1].lookup = CodeLookup(input: lookupInput, function: chance(0.5) ? .sigmoid : .tanh,
+                                                             table: LookupTable(lo: lo, codes: codes))
+            }
             input = out
         }
         return IntegerModel(name: "random", input: first, shape: [sizes[0]], layers: layers)
@@ -115,4 +147,14 @@ public func smallDenseModel() -> IntegerModel {
     let l1 = IntegerLayer.dense(name: "fc1", input: hidden, weights: w1, accumulatorCap: AccumulatorCap(bits: 8, overflow: .saturate),
                                 droppedBits: 1, requantization: .output, output: nil)
     return IntegerModel(name: "small", input: input, shape: [4], layers: [l0, l1])
+}
+
+/// `smallDenseModel()` with its first layer requantized by a right shift of 2 onto signed 3-bit
+/// codes with a floor at −1, then a lookup table (entries for −3…2) onto the 2-bit hidden grid.
+public func smallLookupModel() -> IntegerModel {
+    var m = smallDenseModel()
+    let input = CodeGrid(grid: IntQuantGrid(bitWidth: 3, signed: true), scale: 1)
+    m.layers[0].requantization = .multiplyShift(.shifting(by: [2], grid: input.grid, lowest: -1))
+    m.layers[0].lookup = CodeLookup(input: input, function: .sigmoid, table: LookupTable(lo: -3, codes: [0, 1, 1, 2, 3, 3]))
+    return m
 }

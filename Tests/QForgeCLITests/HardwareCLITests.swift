@@ -57,4 +57,21 @@ final class HardwareCLITests: XCTestCase {
         let count = try runQForge(["compile", model, "-o", "other", "--fold", "1x1"], in: tmp)
         assertCleanFailure(count, path: "--fold", problem: ["lists 1 layers, the model has 2"])
     }
+
+    func testArgmaxOutputAndDatasetVectors() throws {
+        let tmp = try TemporaryDirectory()
+        let model = try writeModel(tmp)
+        let compile = try runQForge(["compile", model, "-o", "build", "--argmax", "--samples", "6"], in: tmp)
+        XCTAssertEqual(compile.status, 0, "\(compile)")
+        XCTAssertTrue(compile.stdout.contains("output: the argmax of 2 accumulators, 1 bits"), "\(compile)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.file("build/qf_argmax.v")))
+        // The data set's samples must fit the model's input (4 features here, 27 magnetometer features).
+        let data = try runQForge(["compile", model, "-o", "other", "--dataset", "magnetometer", "--samples", "3"], in: tmp)
+        assertCleanFailure(data, path: model, problem: ["the model takes 4 features, magnetometer samples have 27"])
+
+        try requireResource(toolAvailable("iverilog") && toolAvailable("vvp"), "iverilog not found (Debian package iverilog)")
+        let sim = try runQForge(["sim", "build", "--simulator", "icarus"], in: tmp)
+        XCTAssertEqual(sim.status, 0, "\(sim)")
+        XCTAssertTrue(sim.stdout.contains("icarus: 6 passed, 0 failed"), "\(sim)")
+    }
 }

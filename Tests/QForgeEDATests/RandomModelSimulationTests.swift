@@ -12,7 +12,11 @@ import XCTest
 /// `IntegerModel.run` and the measured cycles must be the manifest's.
 ///
 /// `QFORGE_HW_MODELS` sets the number of models (default 3), `QFORGE_HW_SEED` the first seed,
-/// `QFORGE_HW_SIMULATORS` the simulators (default "verilator,icarus").
+/// `QFORGE_HW_SIMULATORS` the simulators (default "verilator,icarus"). `QFORGE_HW_SMALL_MODELS`
+/// sets the number of small models of the second test (default 50, every fourth with an argmax
+/// output): one folding each, linted by
+/// Verilator and simulated in Icarus, whose build costs a fraction of Verilator's C++ compile;
+/// `QFORGE_HW_KEEP=DIR` keeps a copy of each of its designs.
 final class RandomModelSimulationTests: XCTestCase {
     var environment: [String: String] { ProcessInfo.processInfo.environment }
 
@@ -44,6 +48,36 @@ final class RandomModelSimulationTests: XCTestCase {
                     XCTAssertEqual(r.latency, graph.expectedLatency, "\(simulator), \(label): latency")
                 }
             }
+        }
+    }
+
+    func testManySmallRandomModelsAreBitExactAndOnTime() throws {
+        try requireSimulators([.icarus])
+        let lints = Tool.verilator.isAvailable()
+        let models = Int(environment["QFORGE_HW_SMALL_MODELS"] ?? "") ?? 50
+        let firstSeed = UInt64(environment["QFORGE_HW_SEED"] ?? "") ?? 100
+        let dir = try TemporaryDirectory()
+        for seed in (firstSeed + 1000)..<(firstSeed + 1000 + UInt64(models)) {
+            var generator = RandomIntegerModel(seed: seed)
+            let model = generator.model(maxLayers: 3, maxSize: 12)
+            let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 8, seed: seed), source: "random")
+            let all = foldings(model, seed: seed)
+            let folding = all[Int(seed % UInt64(all.count))]
+            let argmax = seed % 4 == 0
+            let label = "seed \(seed), folding \(folding.map(\.description).joined(separator: "; "))\(argmax ? ", argmax" : "")"
+            let graph = try HardwareGraph(model, foldings: folding, argmax: argmax)
+            let path = dir.file("s\(seed)")
+            try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
+            if let keep = environment["QFORGE_HW_KEEP"] {  // a copy of every design, to debug a failure
+                try? FileManager.default.createDirectory(atPath: keep, withIntermediateDirectories: true)
+                try? FileManager.default.copyItem(atPath: path, toPath: (keep as NSString).appendingPathComponent("s\(seed)"))
+            }
+            if lints { XCTAssertEqual(try lint(directory: path).map(\.description), [], "lint, \(label)") }
+            let r = try simulate(directory: path, simulator: .icarus, options: SimulationOptions(seed: Int(seed))).report
+            XCTAssertEqual(r.failed, 0, "\(label): \(r.failures.prefix(5))")
+            XCTAssertEqual(r.passed, vectors.count, label)
+            XCTAssertEqual(r.cyclesPerInference, graph.expectedCyclesPerInference, "\(label): cycles per inference")
+            XCTAssertEqual(r.latency, graph.expectedLatency, "\(label): latency")
         }
     }
 

@@ -61,21 +61,39 @@ final class LoweringTests: XCTestCase {
         m = smallDenseModel()
         m.layers[0].codeOps = [.flatten]  // free
         XCTAssertNoThrow(try HardwareGraph(m))
-        // Lookup-table activations and a ReLU floor above the grid's bottom: refused, not mis-built.
-        m = smallDenseModel()
+    }
+
+    func testLookupTableCopiesTheIntegerModelsTable() throws {
+        var m = smallDenseModel()
         let hidden = m.layers[0].output!
-        m.layers[0].lookup = CodeLookup(input: hidden, function: .sigmoid, output: hidden)
+        let input = CodeGrid(grid: IntQuantGrid(bitWidth: 3, signed: true), scale: 1)
+        // Entries for −3…2: −4 takes the first entry, 3 the last.
+        m.layers[0].lookup = CodeLookup(input: input, function: .sigmoid, table: LookupTable(lo: -3, codes: [0, 1, 1, 2, 3, 3]))
+        m.layers[0].requantization = .multiplyShift(.shifting(by: [2], grid: input.grid))
+        let u = try HardwareGraph(m).units[0]
+        XCTAssertEqual(u.requantizedGrid, input.grid)
+        XCTAssertEqual(u.outputGrid, hidden.grid)
+        XCTAssertEqual(u.lookupCodes, [0, 0, 1, 1, 2, 3, 3, 3])
+        XCTAssertTrue(emitUnit(u, prefix: "qf").contains("3'h4: lookup_code = 2'h0;"))
+        // A table onto codes the output grid lacks is refused with the layer named.
+        m.layers[0].lookup = CodeLookup(input: input, function: .tanh, table: LookupTable(lo: -3, codes: [0, 9]))
         XCTAssertThrowsError(try HardwareGraph(m)) { e in
-            XCTAssertTrue("\(e)".hasPrefix("layer fc0: lookup-table sigmoid activation is not supported"), "\(e)")
+            XCTAssertTrue("\(e)".hasPrefix("layer fc0: lookup-table tanh activation yields code 9"), "\(e)")
         }
-        m = smallDenseModel()
+    }
+
+    func testReLUFloorBecomesTheClampsLowerBound() throws {
+        var m = smallDenseModel()
         let signed = CodeGrid(grid: IntQuantGrid(bitWidth: 8, signed: true), scale: 1)
         m.layers[0].requantization = .multiplyShift(.shifting(by: [1], grid: signed.grid, lowest: 0))
         m.layers[0].output = signed
         m.layers[1].input = signed
-        XCTAssertThrowsError(try HardwareGraph(m)) { e in
-            XCTAssertTrue("\(e)".hasPrefix("layer fc0: requantization clamped below at code 0 (a ReLU on a signed or zero-point grid) is not supported"), "\(e)")
-        }
+        let g = try HardwareGraph(m)
+        guard case let .multiplyShift(_, _, _, _, _, _, lowest) = g.units[0].requantization else { return XCTFail("not multiply-shift") }
+        XCTAssertEqual(lowest, 0)
+        m.layers[0].requantization = .multiplyShift(.shifting(by: [1], grid: signed.grid, lowest: -1000))
+        guard case let .multiplyShift(_, _, _, _, _, _, below) = try HardwareGraph(m).units[0].requantization else { return XCTFail("not multiply-shift") }
+        XCTAssertEqual(below, -128, "a floor under the grid is the grid's bottom")
     }
 
     func testWeightWordsPackLanesLowestFirst() throws {

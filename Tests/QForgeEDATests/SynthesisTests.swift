@@ -1,0 +1,38 @@
+import Foundation
+import HardwareTestSupport
+import QForgeEDA
+import QForgeHardware
+import QForgeInteger
+import TestSupport
+import XCTest
+
+/// Generic Yosys synthesis of generated designs: the RTL must synthesize as written (ROMs with
+/// their memory files, lookup tables, wide multiply-shift requantization). Skipped without
+/// yosys unless CI is set.
+final class SynthesisTests: XCTestCase {
+    func testYosysParsesCellsAndWarnings() {
+        let log = """
+            Warning: Replacing memory \\mem with list of registers.
+               Number of cells:                 12
+            === design hierarchy ===
+               Number of cells:               1328
+            """
+        XCTAssertEqual(SynthesisSummary.parse(log), SynthesisSummary(cells: 1328, warnings: ["Warning: Replacing memory \\mem with list of registers."]))
+        XCTAssertNil(SynthesisSummary.parse("ERROR: syntax error\n"))
+    }
+
+    func testGeneratedDesignsSynthesize() throws {
+        try requireResource(Tool.yosys.isAvailable(), "yosys not found (Debian package yosys)")
+        let dir = try TemporaryDirectory()
+        var generator = RandomIntegerModel(seed: 7, wideChance: 0.5, lookupChance: 0.5)
+        for (name, model) in [("lookup", smallLookupModel()), ("random", generator.model(maxLayers: 2, maxSize: 8))] {
+            let graph = try HardwareGraph(model)
+            let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 2, seed: 1), source: "random")
+            let path = dir.file(name)
+            try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
+            let summary = try synthesize(directory: path)
+            XCTAssertGreaterThan(summary.cells, 0, name)
+            XCTAssertEqual(summary.warnings, [], name)
+        }
+    }
+}

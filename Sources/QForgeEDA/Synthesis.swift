@@ -122,7 +122,10 @@ public struct SynthesisPlan: Sendable {
             let script = [header, read,
                           "synth -flatten -top \(top)",
                           "dfflibmap -liberty \(liberty)",
-                          "abc -D \(picoseconds) -liberty \(liberty)",
+                          // Yosys's own liberty script, then ABC's fanout buffering and gate sizing:
+                          // without them a register's or input's fanout of hundreds of pins puts
+                          // tens of ns on one INVX1 (there is no placement to repair it later).
+                          "abc -D \(picoseconds) -liberty \(liberty) -script \(abcScript)",
                           "opt_clean -purge",
                           "setundef -zero",
                           "splitnets -ports",
@@ -167,6 +170,10 @@ public struct SynthesisPlan: Sendable {
         }
     }
 }
+
+/// Yosys 0.23's ABC script for `-liberty` with `-D` (ABC substitutes {D}), plus `buffer -p`
+/// (fanout trees, primary inputs included: register outputs are ABC's inputs), `upsize`, `dnsize`.
+let abcScript = "+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;&get,-n;&dch,-f;&nf,{D};&put;buffer,-p;upsize,{D};dnsize,{D}"
 
 private func format(_ x: Double) -> String {
     x == x.rounded() && abs(x) < 1e9 ? String(Int(x)) : String(format: "%.6g", x)

@@ -90,6 +90,8 @@ public struct SynthesisStep: Sendable {
 /// design's directory (so `$readmemh` finds the memory files). Building it runs nothing.
 public struct SynthesisPlan: Sendable {
     public var target: SynthesisTarget
+    public var top: String
+    public var options: SynthesisOptions
     public var directory: String
     /// The subdirectory holding scripts, logs, netlists and report.json: `synth-<target>`.
     public var outputDirectory: String
@@ -102,6 +104,8 @@ public struct SynthesisPlan: Sendable {
         guard options.clockMHz > 0, options.clockMHz.isFinite else { throw EDAError.invalid("the clock must be a positive frequency, not \(options.clockMHz) MHz") }
         guard !rtl.isEmpty else { throw EDAError.invalid("no RTL files to synthesize") }
         target = options.target
+        self.top = top
+        self.options = options
         self.directory = directory
         let out = options.target == .ice40 ? "synth-ice40-\(options.device.rawValue)" : "synth-\(options.target.rawValue)"
         outputDirectory = out
@@ -277,8 +281,9 @@ public struct SynthesisReport: Codable, Equatable, Sendable {
 
 /// Runs `plan`: writes its files, runs its steps, saves their logs, parses them, and writes
 /// `report.json` beside the logs.
-public func synthesize(_ plan: SynthesisPlan, top: String, options: SynthesisOptions) throws -> SynthesisReport {
+public func synthesize(_ plan: SynthesisPlan) throws -> SynthesisReport {
     let fm = FileManager.default
+    let options = plan.options
     for (name, text) in plan.files {
         let path = (plan.directory as NSString).appendingPathComponent(name)
         try fm.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -300,7 +305,7 @@ public func synthesize(_ plan: SynthesisPlan, top: String, options: SynthesisOpt
     }
     var report = try SynthesisReport.from(
         target: plan.target, device: plan.target == .ice40 ? options.device.rawValue : plan.target == .asic ? "osu018" : "xc7",
-        top: top, clockMHz: options.clockMHz, inputActivity: options.inputActivity,
+        top: plan.top, clockMHz: options.clockMHz, inputActivity: options.inputActivity,
         yosysLog: logs["yosys"] ?? "", staLog: logs["sta"], nextpnrLog: logs["nextpnr-ice40"], nextpnrStatus: status["nextpnr-ice40"] ?? 0)
     report.seconds = seconds
     try? Data(report.json().utf8).write(to: URL(fileURLWithPath: (plan.directory as NSString).appendingPathComponent("\(plan.outputDirectory)/report.json")))
@@ -310,8 +315,7 @@ public func synthesize(_ plan: SynthesisPlan, top: String, options: SynthesisOpt
 /// Synthesizes the design `qforge compile` wrote to `directory`.
 public func synthesize(directory: String, options: SynthesisOptions) throws -> SynthesisReport {
     let manifest = try HardwareManifest.load(directory)
-    let plan = try SynthesisPlan(directory: directory, top: manifest.top, rtl: manifest.rtl, options: options)
-    return try synthesize(plan, top: manifest.top, options: options)
+    return try synthesize(try SynthesisPlan(directory: directory, top: manifest.top, rtl: manifest.rtl, options: options))
 }
 
 /// Throughput and efficiency of a design from its manifest and a synthesis report.

@@ -64,7 +64,7 @@ struct UnitOptions: ParsableArguments {
                 if !noSynth {
                     let options = SynthesisOptions(target: .asic, clockMHz: clockMHz, inputActivity: activity)
                     let synthesisPlan = try SynthesisPlan(directory: directory, top: unit.module, rtl: design.rtl, options: options)
-                    let report = try synthesize(synthesisPlan, top: unit.module, options: options)
+                    let report = try synthesize(synthesisPlan)
                     let figures = DesignFigures(macsPerInference: unit.macsPerCycle, cyclesPerInference: 1, latencyCycles: 1, report: report)
                     rows.append((unit.description, report, figures))
                     entry.merge(synthesisJSON(report, figures)) { $1 }

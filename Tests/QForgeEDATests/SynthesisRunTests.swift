@@ -38,8 +38,7 @@ final class SynthesisRunTests: XCTestCase {
         }
         let options = SynthesisOptions(target: .asic, clockMHz: 500)
         let dir = tmp.file("qf_mac_b4")
-        let report = try synthesize(try SynthesisPlan(directory: dir, top: "qf_mac_b4", rtl: ["qf_mac_b4.v"], options: options),
-                                    top: "qf_mac_b4", options: options)
+        let report = try synthesize(try SynthesisPlan(directory: dir, top: "qf_mac_b4", rtl: ["qf_mac_b4.v"], options: options))
         XCTAssertGreaterThan(report.cells ?? 0, 20)
         XCTAssertGreaterThan(report.areaUm2 ?? 0, 1000)
         XCTAssertEqual(report.ffs, 8)
@@ -79,8 +78,7 @@ final class SynthesisRunTests: XCTestCase {
         try require([.yosys], liberty: true)
         let tmp = try TemporaryDirectory()
         try tmp.write("bad.v", text: "module bad (input wire clk_i; endmodule\n")
-        XCTAssertThrowsError(try synthesize(try SynthesisPlan(directory: tmp.path, top: "bad", rtl: ["bad.v"], options: SynthesisOptions(target: .xilinx)),
-                                            top: "bad", options: SynthesisOptions(target: .xilinx))) { e in
+        XCTAssertThrowsError(try synthesize(try SynthesisPlan(directory: tmp.path, top: "bad", rtl: ["bad.v"], options: SynthesisOptions(target: .xilinx)))) { e in
             XCTAssertTrue("\(e)".contains("failed with status"), "\(e)")
             XCTAssertTrue("\(e)".contains("ERROR"), "\(e)")
         }

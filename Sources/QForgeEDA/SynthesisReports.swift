@@ -135,6 +135,9 @@ public struct NextpnrReport: Equatable, Sendable {
 
     /// Whether the run failed because the design needs more of something than the device has.
     public var didNotFit: Bool {
-        !overfull.isEmpty || errors.contains { $0.contains("no BELs remaining") || $0.contains("Unable to place") }
+        !overfull.isEmpty || errors.contains {
+            // Logic out of BELs, or an I/O with no pin left in the package (sg48 bonds 39 of the UP5K's 96).
+            $0.contains("no BELs remaining") || $0.contains("Unable to place") || $0.contains("Unable to find a placement location")
+        }
     }
 }

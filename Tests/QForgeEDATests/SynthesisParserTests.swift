@@ -82,6 +82,15 @@ final class SynthesisParserTests: XCTestCase {
         XCTAssertEqual(r.fitProblem, "ICESTORM_DSP 24/8, ICESTORM_LC 7461/5280")
         XCTAssertEqual(r.luts, 7461)
         XCTAssertNil(r.fmaxMHz)
+        // Too many I/Os for the package: the die has room (SB_IO 47/96) but sg48 bonds fewer pins.
+        let io = NextpnrReport.parse(try fixture("ice40-tinyf-nextpnr-up5k-io.log"))
+        XCTAssertTrue(io.didNotFit)
+        XCTAssertEqual(io.overfull, [])
+        let ior = try SynthesisReport.from(target: .ice40, device: "up5k", top: "qf_top", clockMHz: 12, inputActivity: 0.1,
+                                           yosysLog: try fixture("ice40-mac4-yosys.log"), nextpnrLog: try fixture("ice40-tinyf-nextpnr-up5k-io.log"),
+                                           nextpnrStatus: 255)
+        XCTAssertEqual(ior.fits, false)
+        XCTAssertEqual(ior.fitProblem, "ERROR: Unable to find a placement location for cell 's_axis_tdata_i[9]$sb_io'")
         // A failure that is not about resources is an error carrying nextpnr's message.
         XCTAssertThrowsError(try SynthesisReport.from(target: .ice40, device: "up5k", top: "t", clockMHz: 12, inputActivity: 0.1,
                                                       yosysLog: try fixture("ice40-mac4-yosys.log"), nextpnrLog: "ERROR: failed to parse JSON file.\n",

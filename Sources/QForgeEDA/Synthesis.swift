@@ -210,6 +210,14 @@ public struct SynthesisReport: Codable, Equatable, Sendable {
     public var cellTypes: [String: Int]
     public var seconds: Double
 
+    /// The names in report.json, the same as `qforge synth --json` prints.
+    enum CodingKeys: String, CodingKey {
+        case target, device, top, cells, luts, ffs, brams, dsps, fits, seconds
+        case clockMHz = "clock_mhz", areaUm2 = "area_um2", slackNs = "slack_ns", fmaxMHz = "fmax_mhz", powerMW = "power_mw"
+        case powerInternalMW = "power_internal_mw", powerSwitchingMW = "power_switching_mw", powerLeakageMW = "power_leakage_mw"
+        case inputActivity = "input_activity", fitProblem = "fit_problem", cellTypes = "cell_types"
+    }
+
     public init(target: SynthesisTarget, device: String, top: String, clockMHz: Double, cellTypes: [String: Int] = [:], seconds: Double = 0) {
         self.target = target; self.device = device; self.top = top; self.clockMHz = clockMHz; self.cellTypes = cellTypes; self.seconds = seconds
     }
@@ -273,7 +281,6 @@ public struct SynthesisReport: Codable, Equatable, Sendable {
 
     public func json() -> String {
         let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return String(decoding: try! encoder.encode(self), as: UTF8.self) + "\n"
     }

@@ -46,6 +46,11 @@ final class SynthesisParserTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(r.fmaxMHz), 1000 / 2.136, accuracy: 1e-9)  // the critical path is 1.5 + 0.636 ns
         XCTAssertEqual(try XCTUnwrap(r.powerMW), 2.753412, accuracy: 1e-9)
         XCTAssertEqual(try XCTUnwrap(r.powerLeakageMW), 1.258584e-05, accuracy: 1e-15)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.json().utf8)) as? [String: Any])
+        for key in ["cells", "area_um2", "slack_ns", "fmax_mhz", "power_mw", "clock_mhz", "power_leakage_mw", "cell_types"] {
+            XCTAssertNotNil(json[key], "report.json lacks \(key)")
+        }
+        XCTAssertEqual(try JSONDecoder().decode(SynthesisReport.self, from: Data(r.json().utf8)), r)
         XCTAssertThrowsError(try SynthesisReport.from(target: .asic, device: "osu018", top: "mac4", clockMHz: 100, inputActivity: 0.1,
                                                       yosysLog: try fixture("asic-mac4-yosys.log"), staLog: "Error: cannot read netlist.v\n")) { e in
             XCTAssertEqual("\(e)", "OpenSTA: Error: cannot read netlist.v")

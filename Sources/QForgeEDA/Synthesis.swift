@@ -264,7 +264,13 @@ public struct SynthesisReport: Codable, Equatable, Sendable {
                     r.fmaxMHz = pnr.fmax
                 } else if pnr.didNotFit {
                     r.fits = false
-                    r.fitProblem = pnr.overfull.isEmpty ? pnr.errors.first.map { String($0.prefix(200)) } : pnr.overfull.joined(separator: ", ")
+                    if !pnr.overfull.isEmpty {
+                        r.fitProblem = pnr.overfull.joined(separator: ", ")
+                    } else if let io = pnr.utilisation["SB_IO"], pnr.errors.contains(where: { $0.contains("$sb_io") }) {
+                        r.fitProblem = "SB_IO \(io.used) pins, more than the package bonds"
+                    } else {
+                        r.fitProblem = pnr.errors.first.map { String($0.prefix(200)) }
+                    }
                 } else {
                     throw EDAError.invalid("nextpnr-ice40 failed: " + (pnr.errors.first ?? "no ERROR line; see its log"))
                 }

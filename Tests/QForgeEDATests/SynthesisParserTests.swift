@@ -95,7 +95,7 @@ final class SynthesisParserTests: XCTestCase {
                                            yosysLog: try fixture("ice40-mac4-yosys.log"), nextpnrLog: try fixture("ice40-tinyf-nextpnr-up5k-io.log"),
                                            nextpnrStatus: 255)
         XCTAssertEqual(ior.fits, false)
-        XCTAssertEqual(ior.fitProblem, "ERROR: Unable to find a placement location for cell 's_axis_tdata_i[9]$sb_io'")
+        XCTAssertEqual(ior.fitProblem, "SB_IO 47 pins, more than the package bonds")
         // A failure that is not about resources is an error carrying nextpnr's message.
         XCTAssertThrowsError(try SynthesisReport.from(target: .ice40, device: "up5k", top: "t", clockMHz: 12, inputActivity: 0.1,
                                                       yosysLog: try fixture("ice40-mac4-yosys.log"), nextpnrLog: "ERROR: failed to parse JSON file.\n",

@@ -20,8 +20,12 @@ SWIFT_FLAGS ?=
 #   zlib1g                 libz.so.1 (dlopened to read .gz data files)
 #   iverilog               Icarus Verilog: iverilog and vvp simulate generated designs (qforge sim --simulator icarus)
 #   verilator              Verilator: fast simulation and lint of generated designs (qforge sim, qforge lint)
-#   yosys                  Yosys: synthesis of generated designs
-DEB_PACKAGES := libopenblas0-pthread dataset-fashion-mnist zlib1g iverilog verilator yosys
+#   yosys                  Yosys: synthesis of generated designs (qforge synth, qforge units)
+#   qflow                  brings the OSU 0.18 µm standard cells (liberty under /usr/share/qflow/tech/osu018) for --target asic
+#   opensta                OpenSTA (sta): slack, Fmax and power of the ASIC netlist
+#   nextpnr-ice40          nextpnr: place and route on iCE40 UP5K/HX8K, fit and post-route Fmax (--target ice40)
+#   fpga-icestorm          IceStorm: the iCE40 chip database and bitstream tools nextpnr-ice40 works with
+DEB_PACKAGES := libopenblas0-pthread dataset-fashion-mnist zlib1g iverilog verilator yosys qflow opensta nextpnr-ice40 fpga-icestorm
 
 # Python modules the interoperability tests use (from PyPI): numpy reads the .npy files QForge
 # writes, safetensors reads its model files.

@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "QForgeInteger", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeAVX512"], swiftSettings: kernelFlags),
         // Hardware graph (folded dataflow), Verilog, memory files, testbench and vectors.
         .target(name: "QForgeHardware", dependencies: ["QForgeInteger", "QForgeTensor"]),
-        // Running Icarus and Verilator on a generated design; parsing what they print.
+        // Running Icarus, Verilator, Yosys, OpenSTA and nextpnr on a generated design; parsing what they print.
         .target(name: "QForgeEDA", dependencies: ["QForgeHardware"]),
         .target(name: "QForgeReport", dependencies: ["QForgeTensor", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger"]),
         .executableTarget(name: "qforge", dependencies: [
@@ -64,8 +64,10 @@ let package = Package(
         // Golden/ holds the emitted files GoldenTests compares against (regenerate: see GoldenTests.swift).
         .testTarget(name: "QForgeHardwareTests", dependencies: ["QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"],
                     exclude: ["Golden"]),
-        // Simulates generated designs in Verilator and Icarus (skipped without them unless CI is set).
-        .testTarget(name: "QForgeEDATests", dependencies: ["QForgeEDA", "QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
+        // Simulates generated designs in Verilator and Icarus and synthesizes small ones (skipped
+        // without the tools unless CI is set); Fixtures/ holds saved tool logs for the parsers.
+        .testTarget(name: "QForgeEDATests", dependencies: ["QForgeEDA", "QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"],
+                    exclude: ["Fixtures"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.
         .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
         // Trains real models; each test skips itself in debug builds. Run with

@@ -48,8 +48,13 @@ public struct SimulationPlan: Sendable {
 
     /// The plan for the design in `directory` (its manifest lists the files).
     public init(directory: String, manifest: HardwareManifest, simulator: Simulator, options: SimulationOptions) throws {
+        try self.init(directory: directory, sources: manifest.rtl + [manifest.testbenchFile], testbench: manifest.testbench,
+                      simulator: simulator, options: options)
+    }
+
+    /// The plan for the testbench module `testbench` in `sources` (relative to `directory`).
+    public init(directory: String, sources: [String], testbench: String, simulator: Simulator, options: SimulationOptions) throws {
         self.simulator = simulator
-        let sources = manifest.rtl + [manifest.testbenchFile]
         var plusargs = ["+seed=\(options.seed)", "+stall=\(options.stallPercent)"]
         if let n = options.samples { plusargs.append("+samples=\(n)") }
         switch simulator {
@@ -57,14 +62,14 @@ public struct SimulationPlan: Sendable {
             let verilator = try Tool.verilator.locate(environment: options.environment)
             let make = try Tool.make.locate(environment: options.environment)
             let obj = "sim-verilator"
-            let binary = "\(manifest.testbench)_sim"
+            let binary = "\(testbench)_sim"
             // Verilate, then make: between the two the runtime objects come from the cache.
             build = [
                 Command(executable: verilator,
                         arguments: ["--cc", "--exe", "--main", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                                    "--Mdir", obj, "-o", binary, "--top-module", manifest.testbench] + sources,
+                                    "--Mdir", obj, "-o", binary, "--top-module", testbench] + sources,
                         directory: directory),
-                Command(executable: make, arguments: ["-C", obj, "-f", "V\(manifest.testbench).mk", "-j", "2"]
+                Command(executable: make, arguments: ["-C", obj, "-f", "V\(testbench).mk", "-j", "2"]
                             + (options.quickBuild ? ["OPT_FAST=-O1"] : []),
                         directory: directory),
             ]
@@ -76,10 +81,10 @@ public struct SimulationPlan: Sendable {
         case .icarus:
             let iverilog = try Tool.iverilog.locate(environment: options.environment)
             let vvp = try Tool.vvp.locate(environment: options.environment)
-            let image = "sim-icarus/\(manifest.testbench).vvp"
+            let image = "sim-icarus/\(testbench).vvp"
             try FileManager.default.createDirectory(atPath: (directory as NSString).appendingPathComponent("sim-icarus"),
                                                     withIntermediateDirectories: true)
-            build = [Command(executable: iverilog, arguments: ["-g2005", "-Wall", "-o", image, "-s", manifest.testbench] + sources,
+            build = [Command(executable: iverilog, arguments: ["-g2005", "-Wall", "-o", image, "-s", testbench] + sources,
                              directory: directory)]
             run = Command(executable: vvp, arguments: ["-n", image] + plusargs, directory: directory)
         }
@@ -141,7 +146,11 @@ public struct SimulationResult: Sendable {
 /// Builds and runs the testbench of the design in `directory`.
 public func simulate(directory: String, simulator: Simulator, options: SimulationOptions = SimulationOptions()) throws -> SimulationResult {
     let manifest = try HardwareManifest.load(directory)
-    let plan = try SimulationPlan(directory: directory, manifest: manifest, simulator: simulator, options: options)
+    return try simulate(try SimulationPlan(directory: directory, manifest: manifest, simulator: simulator, options: options))
+}
+
+/// Builds and runs the testbench `plan` describes.
+public func simulate(_ plan: SimulationPlan) throws -> SimulationResult {
     var buildSeconds = 0.0
     for (i, c) in plan.build.enumerated() {
         if i == 1, let obj = plan.objectDirectory, let cache = plan.runtimeCache { restoreRuntime(from: cache, into: obj) }

@@ -74,4 +74,54 @@ final class HardwareCLITests: XCTestCase {
         XCTAssertEqual(sim.status, 0, "\(sim)")
         XCTAssertTrue(sim.stdout.contains("icarus: 6 passed, 0 failed"), "\(sim)")
     }
+
+    func testSynthAsicAndUnits() throws {
+        let tmp = try TemporaryDirectory()
+        let model = try writeModel(tmp)
+        XCTAssertEqual(try runQForge(["compile", model, "-o", "build", "--fold", "2x2,1x3", "--samples", "4"], in: tmp).status, 0)
+        try requireResource(toolAvailable("yosys") && toolAvailable("sta") && toolAvailable("iverilog")
+                            && FileManager.default.fileExists(atPath: "/usr/share/qflow/tech/osu018/osu018_stdcells.lib"),
+                            "yosys, sta, iverilog or the OSU liberty not found (Debian packages yosys, opensta, iverilog, qflow)")
+        let synth = try runQForge(["synth", "build", "--target", "asic", "--clock-mhz", "200", "--json"], in: tmp)
+        XCTAssertEqual(synth.status, 0, "\(synth)")
+        XCTAssertTrue(synth.stdout.contains("| small (qf_top) |"), "\(synth)")
+        let s = try synth.jsonObject()
+        XCTAssertGreaterThan(s["area_um2"] as? Double ?? 0, 0)
+        XCTAssertGreaterThan(s["cells"] as? Int ?? 0, 0)
+        XCTAssertNotNil(s["slack_ns"] as? Double)
+        XCTAssertNotNil(s["fmax_mhz"] as? Double)
+        XCTAssertGreaterThan(s["power_mw"] as? Double ?? 0, 0)
+        XCTAssertEqual(s["macs_per_inference"] as? Int, 36)
+        XCTAssertNotNil(s["ops_per_watt"] as? Double)
+        XCTAssertTrue(s["luts"] is NSNull)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.file("build/synth-asic/report.json")))
+
+        let units = try runQForge(["units", "mac", "--bits", "4,2", "--clock-ns", "2", "--vectors", "40", "-o", "units", "--json"], in: tmp)
+        XCTAssertEqual(units.status, 0, "\(units)")
+        XCTAssertTrue(units.stdout.contains("area ratios: 4-bit / 2-bit: "), "\(units)")
+        let u = try units.jsonObject()
+        let list = try XCTUnwrap(u["units"] as? [[String: Any]])
+        XCTAssertEqual(list.map { $0["passed"] as? Int }, [40, 40])
+        XCTAssertGreaterThan(list[0]["area_um2"] as? Double ?? 0, list[1]["area_um2"] as? Double ?? .infinity)
+    }
+
+    func testSynthAndUnitsRefuseBadInput() throws {
+        let tmp = try TemporaryDirectory()
+        let missing = try runQForge(["synth", "nowhere", "--target", "xilinx"], in: tmp)
+        assertCleanFailure(missing, path: "nowhere", problem: ["no manifest.json", "qforge compile"])
+        let clock = try runQForge(["synth", "nowhere", "--clock-mhz", "0"], in: tmp)
+        XCTAssertNotEqual(clock.status, 0)
+        XCTAssertTrue(clock.stderr.contains("--clock-mhz must be positive"), "\(clock)")
+        let target = try runQForge(["synth", "nowhere", "--target", "asics"], in: tmp)
+        XCTAssertNotEqual(target.status, 0)
+        XCTAssertFalse(target.stderr.contains("Fatal error"), "\(target)")
+        let bits = try runQForge(["units", "mac", "--bits", "40", "--no-synth"], in: tmp)
+        assertCleanFailure(bits, path: "MAC", problem: ["40 bits is outside 1…32"])
+        let list = try runQForge(["units", "dpu", "--n", "8,x"], in: tmp)
+        XCTAssertNotEqual(list.status, 0)
+        XCTAssertTrue(list.stderr.contains("--n must list positive integers"), "\(list)")
+        let output = try runQForge(["units", "dpu", "--output", "mid"], in: tmp)
+        XCTAssertNotEqual(output.status, 0)
+        XCTAssertTrue(output.stderr.contains("'mid' is not full, msb or lsb"), "\(output)")
+    }
 }

@@ -261,10 +261,29 @@ public struct QuantLayerReader: GraphLayerReader {
 }
 
 extension Model {
-    /// Loads a model file that may hold quantized layers.
+    /// Loads a model file that may hold quantized layers: a QForge model file, or an ONNX /
+    /// QONNX file (`.onnx`), imported (`importONNX`).
     public static func loadAny(from path: String) throws -> Model {
+        if path.lowercased().hasSuffix(".onnx") { return try importONNX(from: path) }
         let m = try Model.load(from: path, readers: [QuantLayerReader()])
         try linkBiasQuantizers(m.network.layers)
         return m
+    }
+
+    /// Imports an ONNX or QONNX file (`ONNXImport`) and rebuilds its layers; imported
+    /// quantizers keep the file's scales fixed.
+    public static func importONNX(from path: String) throws -> Model {
+        let (graph, tensors) = try ONNXImport.load(path)
+        return try Model(imported: graph, tensors: tensors, path: path)
+    }
+
+    /// The layers of an imported graph (`ONNXImport.read`); `path` names it in errors.
+    public init(imported graph: Graph, tensors: [String: Tensor], path: String) throws {
+        do {
+            self = try Model(graph: graph, tensors: tensors, readers: [QuantLayerReader()])
+        } catch let e as ModelError {
+            throw ModelError.inFile(path: path, e)
+        }
+        try linkBiasQuantizers(network.layers)
     }
 }

@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "QForgeGraphTests", dependencies: ["QForgeGraph", "TestSupport"]),
         .testTarget(name: "QForgeDataTests", dependencies: ["QForgeData", "TestSupport"]),
         .testTarget(name: "QForgeNNTests", dependencies: ["QForgeNN", "TestSupport"]),
-        .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "TestSupport"]),
+        .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "QForgeGraph", "TestSupport"]),
         .testTarget(name: "QForgeReportTests", dependencies: ["QForgeReport", "QForgeQuant", "QForgeInteger", "TestSupport"]),
         .testTarget(name: "QForgeIntegerTests", dependencies: ["QForgeInteger", "TestSupport"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.

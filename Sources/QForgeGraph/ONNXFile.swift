@@ -208,11 +208,28 @@ struct ONNXFile {
 
     /// A tensor as Float32 (weights, scales).
     mutating func tensor(_ t: Onnx_TensorProto) throws -> Tensor {
+        // The common case, float32 weights inline: copied as they are.
+        if t.dataType == ElementType.float.rawValue, t.dataLocation != .external, t.hasRawData,
+           let count = try? ONNXFile.elementCount(t.dims, tensor: t.name), t.rawData.count == count * 4 {
+            var out = [Float](repeating: 0, count: count)
+            out.withUnsafeMutableBytes { dst in t.rawData.withUnsafeBytes { src in dst.copyMemory(from: src) } }
+            if UInt32(1).littleEndian != 1 { out = out.map { Float(bitPattern: $0.bitPattern.byteSwapped) } }
+            return Tensor(shape: t.dims.map { Int($0) }, scalars: out)
+        }
         let (shape, v) = try values(t)
         return Tensor(shape: shape, scalars: v.map { Float($0) })
     }
 
     // MARK: Writing
+
+    /// The model's protobuf bytes.
+    static func encode(_ model: Onnx_ModelProto) throws -> [UInt8] {
+        do {
+            return try model.serializedBytes()
+        } catch {
+            throw GraphError(.onnx(problem: "cannot encode the ONNX model: \(error)"))
+        }
+    }
 
     /// A Float32 tensor as an ONNX initializer (raw little-endian data).
     static func tensorProto(_ name: String, _ t: Tensor, shape: [Int]? = nil) -> Onnx_TensorProto {

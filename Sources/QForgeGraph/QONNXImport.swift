@@ -151,9 +151,7 @@ private struct Importer {
             throw problem("sparse initializers ('\(onnx.sparseInitializer[0].values.name)') are not supported; store them dense")
         }
         let inputs = onnx.input.filter { constants[$0.name] == nil }
-        guard inputs.count == 1 else {
-            throw problem("the graph has \(inputs.count) inputs (\(inputs.map { GraphError.quote($0.name) }.joined(separator: ", "))); QForge imports models with one input")
-        }
+        guard !inputs.isEmpty else { throw problem("the graph has no input (every input is an initializer)") }
         guard onnx.output.count == 1 else {
             throw problem("the graph has \(onnx.output.count) outputs; QForge imports models with one output")
         }
@@ -163,6 +161,9 @@ private struct Importer {
 
         for n in onnx.node {
             try visit(n, &file)
+        }
+        if inputs.count > 1 {  // after the nodes, so that a node reading another input is named first
+            throw problem("the graph has \(inputs.count) inputs (\(inputs.map { GraphError.quote($0.name) }.joined(separator: ", "))); QForge imports models with one input")
         }
         guard headNames.contains(onnx.output[0].name) else {
             throw problem("the graph output \(GraphError.quote(onnx.output[0].name)) is not the end of the chain of layers from the input (\(GraphError.quote(headNames.sorted().first ?? ""))); QForge imports chains of layers")
@@ -281,6 +282,10 @@ private struct Importer {
         if let x = n.input.first, let q = quantized[x], ["Identity", "Transpose", "Reshape"].contains(op) {
             try foldQuantized(n, q)
             return
+        }
+        if isQONNX && (op == "Quant" || op == "BipolarQuant") {  // constant parameters before the chain check
+            let names = ["x", "scale", "zero point", "bit width"]
+            for i in 1..<Swift.max(1, Swift.min(n.input.count, op == "Quant" ? 4 : 2)) { _ = try constantInput(n, i, names[i]) }
         }
         try chainInput(n)
         switch (isQONNX, op) {

@@ -1,0 +1,215 @@
+import Foundation
+@testable import QForgeGraph
+import QForgeNN
+import QForgeQuant
+import QForgeTensor
+import TestSupport
+import XCTest
+
+/// Bad ONNX input: every problem is one line naming it, never a crash.
+final class ONNXImportTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/qonnx").path
+
+    static func fixtureBytes(_ name: String = "mlp_w4a4") throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(fixtures)/\(name).qonnx.onnx")))
+    }
+
+    // MARK: Building small models
+
+    static func tensor(_ name: String, _ shape: [Int], _ values: [Float]) -> Onnx_TensorProto {
+        ONNXFile.tensorProto(name, Tensor(shape: shape, scalars: values))
+    }
+
+    static func node(_ op: String, _ inputs: [String], _ outputs: [String], domain: String = "",
+                     ints: [String: Int] = [:], strings: [String: String] = [:]) -> Onnx_NodeProto {
+        var n = Onnx_NodeProto()
+        n.opType = op
+        n.name = outputs[0] + "_node"
+        n.input = inputs
+        n.output = outputs
+        n.domain = domain
+        for (k, v) in ints.sorted(by: { $0.key < $1.key }) {
+            var a = Onnx_AttributeProto(); a.name = k; a.type = .int; a.i = Int64(v); n.attribute.append(a)
+        }
+        for (k, v) in strings.sorted(by: { $0.key < $1.key }) {
+            var a = Onnx_AttributeProto(); a.name = k; a.type = .string; a.s = Data(v.utf8); n.attribute.append(a)
+        }
+        return n
+    }
+
+    static func value(_ name: String, _ dims: [Int]) -> Onnx_ValueInfoProto {
+        var v = Onnx_ValueInfoProto()
+        v.name = name
+        var t = Onnx_TypeProto.Tensor()
+        t.elemType = 1
+        t.shape.dim = dims.map { d in var x = Onnx_TensorShapeProto.Dimension(); x.dimValue = Int64(d); return x }
+        v.type.tensorType = t
+        return v
+    }
+
+    /// x [1, 4] → Quant (8-bit unsigned) → Gemm with a 4-bit Quant-ed weight [3, 4] → y.
+    static func tinyModel() -> Onnx_ModelProto {
+        var g = Onnx_GraphProto()
+        g.name = "tiny"
+        g.input = [value("x", [1, 4])]
+        g.output = [value("y", [1, 3])]
+        let q = "qonnx.custom_op.general"
+        g.initializer = [tensor("s_in", [], [1.0 / 255]), tensor("z", [], [0]), tensor("b8", [], [8]), tensor("b4", [], [4]),
+                         tensor("W", [3, 4], (0..<12).map { Float($0 - 6) / 10 }), tensor("s_w", [], [0.1]), tensor("bias", [3], [0.5, -0.5, 0])]
+        g.node = [node("Quant", ["x", "s_in", "z", "b8"], ["xq"], domain: q, ints: ["signed": 0, "narrow": 0], strings: ["rounding_mode": "ROUND"]),
+                  node("Quant", ["W", "s_w", "z", "b4"], ["Wq"], domain: q, ints: ["signed": 1, "narrow": 1], strings: ["rounding_mode": "ROUND"]),
+                  node("Gemm", ["xq", "Wq", "bias"], ["y"], ints: ["transB": 1])]
+        var m = Onnx_ModelProto()
+        m.irVersion = 8
+        m.graph = g
+        var o = Onnx_OperatorSetIdProto(); o.version = 13
+        m.opsetImport = [o]
+        return m
+    }
+
+    func importError(_ model: Onnx_ModelProto, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        do {
+            _ = try ONNXImport.read(bytes: try ONNXFile.encode(model), fileName: "m.onnx")
+            XCTFail("imported without error", file: file, line: line)
+            return ""
+        } catch let e as GraphError {
+            return "\(e)"
+        }
+    }
+
+    // MARK: Tests
+
+    func testTinyModelImports() throws {
+        let (graph, tensors) = try ONNXImport.read(bytes: try ONNXFile.encode(Self.tinyModel()))
+        XCTAssertEqual(graph.nodes.map(\.name), ["layers.0", "layers.1/weight_quant", "layers.1"])
+        XCTAssertEqual(tensors["layers.1.weight"]?.shape, [3, 4])
+        let m = try Model(imported: graph, tensors: tensors, path: "tiny.onnx")
+        let y = m.predict(Tensor(shape: [1, 4], scalars: [0, 0.5, 1, 0.25]))
+        XCTAssertEqual(y.shape, [1, 3])
+    }
+
+    func testTruncatedFile() throws {
+        let bytes = try Self.fixtureBytes()
+        XCTAssertThrowsError(try ONNXImport.read(bytes: Array(bytes.prefix(bytes.count / 2)), fileName: "cut.onnx")) {
+            XCTAssertEqual("\($0)", "cut.onnx: not an ONNX model: protobuf decoding failed (the data ends in the middle of a field: the file is truncated) (expected an .onnx file: a protobuf ModelProto with a graph)")
+        }
+        XCTAssertThrowsError(try ONNXImport.read(bytes: [], fileName: "empty.onnx")) {
+            XCTAssertEqual("\($0)", "empty.onnx: not an ONNX model: the file is empty (expected an .onnx file: a protobuf ModelProto with a graph)")
+        }
+    }
+
+    func testWrongProtobuf() throws {
+        // A TensorProto is valid protobuf but no model.
+        var t = Self.tensor("w", [2], [1, 2])
+        t.docString = "not a model"
+        let bytes: [UInt8] = try t.serializedBytes()
+        XCTAssertThrowsError(try ONNXImport.read(bytes: bytes, fileName: "t.onnx")) {
+            XCTAssertTrue("\($0)".hasPrefix("t.onnx: not an ONNX model: "), "\($0)")
+        }
+        // A safetensors file given by mistake.
+        XCTAssertThrowsError(try ONNXImport.read(bytes: Array("{\"__metadata__\":{}}".utf8), fileName: "m.safetensors")) {
+            XCTAssertTrue("\($0)".hasPrefix("m.safetensors: not an ONNX model: "), "\($0)")
+        }
+    }
+
+    func testUnsupportedOp() throws {
+        var m = Self.tinyModel()
+        m.graph.node.append(Self.node("Resize", ["y"], ["z"]))
+        m.graph.output = [Self.value("z", [1, 3])]
+        XCTAssertEqual(try importError(m), "m.onnx: node 'z_node' (Resize): QForge does not import this op (it imports Quant, BipolarQuant weights, Gemm, MatMul, Conv, BatchNormalization, Add/Mul by constants, Relu, Sigmoid, Tanh, MaxPool, Flatten, flattening Reshape/Transpose, Identity, Dropout)")
+        var t = Self.tinyModel()
+        t.graph.node.insert(Self.node("MultiThreshold", ["x", "W"], ["xt"], domain: "qonnx.custom_op.general"), at: 0)
+        t.graph.node[1].input[0] = "xt"
+        XCTAssertEqual(try importError(t), "m.onnx: node 'xt_node' (MultiThreshold): QForge has no MultiThreshold layer; import the model before FINN streamlining (with Quant nodes), QForge makes its own thresholds")
+    }
+
+    func testQuantWithComputedBitWidth() throws {
+        var m = Self.tinyModel()
+        m.graph.input.append(Self.value("bits", [1]))
+        m.graph.node[0].input[3] = "bits"
+        XCTAssertEqual(try importError(m), "m.onnx: node 'xq_node' (Quant): its bit width input 'bits' is computed, not a constant; QForge needs a constant bit width (fold it first, e.g. with qonnx.util.cleanup)")
+        var w = Self.tinyModel()
+        w.graph.initializer[3] = Self.tensor("b4", [], [4.5])
+        XCTAssertEqual(try importError(w), "m.onnx: node 'Wq_node' (Quant): bit width [4.5] is not one integer in 1…16 (weights take 1…16 bits)")
+    }
+
+    /// Initializers moved to an external-data file import the same; without the file the
+    /// error names it.
+    func testExternalData() throws {
+        let dir = try TemporaryDirectory()
+        var m = try Onnx_ModelProto(serializedBytes: try Self.fixtureBytes())
+        var blob = [UInt8]()
+        for i in m.graph.initializer.indices where m.graph.initializer[i].rawData.count > 64 {
+            var t = m.graph.initializer[i]
+            while blob.count % 4096 != 0 { blob.append(0) }
+            let offset = blob.count
+            blob += [UInt8](t.rawData)
+            t.rawData = Data()
+            t.clearRawData()
+            t.dataLocation = .external
+            t.externalData = [("location", "mlp.onnx.data"), ("offset", "\(offset)"), ("length", "\(blob.count - offset)")].map { k, v in
+                var e = Onnx_StringStringEntryProto(); e.key = k; e.value = v; return e
+            }
+            m.graph.initializer[i] = t
+        }
+        let path = try dir.write("mlp.onnx", try ONNXFile.encode(m))
+        XCTAssertThrowsError(try ONNXImport.load(path)) {
+            XCTAssertTrue("\($0)".contains("keeps its data in 'mlp.onnx.data', which cannot be read beside the model (cannot read: No such file or directory); copy the .onnx.data file next to the .onnx file"), "\($0)")
+        }
+        _ = try dir.write("mlp.onnx.data", blob)
+        let (external, tensors) = try ONNXImport.load(path)
+        let (inline, inlineTensors) = try ONNXImport.load("\(Self.fixtures)/mlp_w4a4.qonnx.onnx")
+        XCTAssertEqual(external.nodes, inline.nodes)
+        XCTAssertEqual(tensors.mapValues(\.scalars), inlineTensors.mapValues(\.scalars))
+        // A data file too short for the offsets.
+        _ = try dir.write("mlp.onnx.data", Array(blob.prefix(1000)))
+        XCTAssertThrowsError(try ONNXImport.load(path)) {
+            XCTAssertTrue("\($0)".contains("lie outside 'mlp.onnx.data'"), "\($0)")
+        }
+    }
+
+    /// Deterministic mutations of a fixture's bytes: each import either succeeds or throws a
+    /// GraphError / ModelError; none crashes. Mutations favour the first 8 KiB, where the
+    /// nodes and tensor headers are (the rest is mostly raw weight data).
+    func testFuzzedBytesNeverCrash() throws {
+        let start = Date()
+        let (fixture, tiny) = try fuzz(Self.fixtureBytes(), count: 300)
+        let (tinyFixture, tinyTiny) = try fuzz(ONNXFile.encode(Self.tinyModel()), count: 3000)
+        print("fuzz: mlp_w4a4 \(fixture) imported, \(tiny) refused; tiny model \(tinyFixture) imported, \(tinyTiny) refused (\(Int(Date().timeIntervalSince(start))) s)")
+    }
+
+    /// Imports `count` mutations of `original`; returns how many imported and how many were refused.
+    func fuzz(_ original: [UInt8], count: Int) throws -> (Int, Int) {
+        var rng = SeededRandom(seed: 7)
+        var failures = 0, successes = 0
+        for i in 0..<count {
+            var b = original
+            func position() -> Int { Int(rng.next() % UInt64(4)) == 0 ? Int(rng.next() % UInt64(b.count)) : Int(rng.next() % UInt64(Swift.min(8192, b.count))) }
+            switch i % 5 {
+            case 0: b[position()] ^= UInt8(1 << Int(rng.next() % UInt64(8)))
+            case 1: b[position()] = UInt8(Int(rng.next() % UInt64(256)))
+            case 2: b = Array(b.prefix(position()))
+            case 3: b.insert(contentsOf: (0..<(1 + Int(rng.next() % UInt64(8)))).map { _ in UInt8(Int(rng.next() % UInt64(256))) }, at: position())
+            default: for _ in 0..<4 { b[position()] = [0x00, 0xFF, 0x80, 0x7F][Int(rng.next() % UInt64(4))] }
+            }
+            do {
+                let (g, t) = try ONNXImport.read(bytes: b, fileName: "fuzz.onnx")
+                let m = try Model(imported: g, tensors: t, path: "fuzz.onnx")
+                if m.inputShape.reduce(1, *) < 100_000 { _ = m.predict(Tensor(zeros: [1] + m.inputShape)) }
+                successes += 1
+            } catch let e as GraphError {
+                XCTAssertFalse("\(e)".contains("\n"), "\(e)")
+                failures += 1
+            } catch let e as ModelError {
+                XCTAssertFalse("\(e)".contains("\n"), "\(e)")
+                failures += 1
+            } catch let e as QuantError {
+                XCTAssertFalse("\(e)".contains("\n"), "\(e)")
+                failures += 1
+            }
+        }
+        XCTAssertGreaterThan(failures, count / 10)
+        return (successes, failures)
+    }
+}

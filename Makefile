@@ -24,8 +24,9 @@ SWIFT_FLAGS ?=
 DEB_PACKAGES := libopenblas0-pthread dataset-fashion-mnist zlib1g
 
 # Python modules the interoperability tests use (from PyPI): numpy reads the .npy files QForge
-# writes, safetensors reads its model files.
-PY_MODULES := numpy safetensors
+# writes, safetensors reads its model files, qonnx executes its QONNX exports and onnxruntime
+# its QDQ exports.
+PY_MODULES := numpy safetensors qonnx onnxruntime
 
 RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing --filter QForgeReleaseTests
 

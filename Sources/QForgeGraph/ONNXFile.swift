@@ -244,7 +244,7 @@ struct ONNXFile {
         return p
     }
 
-    /// Integer codes as an INT8, UINT8 or INT64 initializer.
+    /// Integer codes as an INT8, UINT8, INT32 or INT64 initializer (values must fit the type).
     static func intTensorProto(_ name: String, _ values: [Int], shape: [Int], type: ElementType) -> Onnx_TensorProto {
         var p = Onnx_TensorProto()
         p.name = name
@@ -253,6 +253,7 @@ struct ONNXFile {
         switch type {
         case .int8: p.rawData = Data(values.map { UInt8(bitPattern: Int8($0)) })
         case .uint8: p.rawData = Data(values.map { UInt8($0) })
+        case .int32: p.int32Data = values.map { Int32($0) }
         default: p.int64Data = values.map(Int64.init)
         }
         return p

@@ -78,6 +78,95 @@ final class ONNXImportTests: XCTestCase {
         }
     }
 
+    static func floats(_ name: String, _ key: String, _ v: [Float]) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto(); a.name = key; a.type = .floats; a.floats = v; return a
+    }
+
+    static func intsAttribute(_ key: String, _ v: [Int]) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto(); a.name = key; a.type = .ints; a.ints = v.map(Int64.init); return a
+    }
+
+    /// QONNX IntQuant by hand: clamp(round-half-even(x / s)) · s.
+    static func fq(_ x: Float, _ s: Float, _ bits: Int, signed: Bool, narrow: Bool) -> Float {
+        let lo = signed ? -Float(1 << (bits - 1)) + (narrow ? 1 : 0) : 0, hi = signed ? Float(1 << (bits - 1)) - 1 : Float(1 << bits) - 1
+        return min(max((x / s).rounded(.toNearestOrEven), lo), hi) * s
+    }
+
+    /// Layouts other exporters write: MatMul with a transposed Quant-ed weight and an Add for
+    /// the bias, a Gemm without transB and per-channel scales [1, out], Identity, a Constant,
+    /// and a scalar Mul at the end (an affine BatchNorm).
+    func testMatMulTransposeAndAffineLayoutsImport() throws {
+        let q = "qonnx.custom_op.general"
+        let w1: [Float] = (0..<12).map { Float(($0 * 7) % 11) / 10 - 0.5 }  // [3, 4] as PyTorch stores it
+        let w2: [Float] = (0..<6).map { Float(($0 * 5) % 7) / 5 - 0.6 }    // [3, 2] as [in, out]
+        var g = Onnx_GraphProto()
+        g.input = [Self.value("x", [1, 4])]
+        g.output = [Self.value("y", [1, 2])]
+        g.initializer = [Self.tensor("s_in", [], [1.0 / 16]), Self.tensor("z", [], [0]), Self.tensor("b6", [], [6]), Self.tensor("b4", [], [4]),
+                         Self.tensor("W1", [3, 4], w1), Self.tensor("s1", [], [0.125]), Self.tensor("bias1", [3], [0.1, -0.2, 0.3]),
+                         Self.tensor("s_a", [], [0.25]), Self.tensor("W2", [3, 2], w2), Self.tensor("s2", [1, 2], [0.1, 0.2])]
+        var two = Onnx_NodeProto()
+        two.opType = "Constant"; two.output = ["two"]; two.name = "two"
+        var value = Onnx_AttributeProto(); value.name = "value"; value.type = .tensor; value.t = Self.tensor("", [], [2])
+        two.attribute = [value]
+        var transpose = Self.node("Transpose", ["W1q"], ["W1t"])
+        transpose.attribute = [Self.intsAttribute("perm", [1, 0])]
+        g.node = [Self.node("Quant", ["x", "s_in", "z", "b6"], ["xq"], domain: q, ints: ["signed": 0, "narrow": 0], strings: ["rounding_mode": "ROUND"]),
+                  Self.node("Quant", ["W1", "s1", "z", "b4"], ["W1q"], domain: q, ints: ["signed": 1, "narrow": 1], strings: ["rounding_mode": "ROUND"]),
+                  transpose, Self.node("MatMul", ["xq", "W1t"], ["h"]), Self.node("Add", ["h", "bias1"], ["hb"]), Self.node("Relu", ["hb"], ["r"]),
+                  Self.node("Quant", ["r", "s_a", "z", "b4"], ["rq"], domain: q, ints: ["signed": 0, "narrow": 0], strings: ["rounding_mode": "ROUND"]),
+                  Self.node("Quant", ["W2", "s2", "z", "b4"], ["W2q"], domain: q, ints: ["signed": 1, "narrow": 1], strings: ["rounding_mode": "ROUND"]),
+                  Self.node("Gemm", ["rq", "W2q"], ["g"]), Self.node("Identity", ["g"], ["gi"]), two, Self.node("Mul", ["gi", "two"], ["y"])]
+        var m = Onnx_ModelProto()
+        m.irVersion = 8
+        m.graph = g
+        let (graph, tensors) = try ONNXImport.read(bytes: try ONNXFile.encode(m))
+        let model = try Model(imported: graph, tensors: tensors, path: "layouts.onnx")
+        XCTAssertEqual(model.network.layers.map { "\(type(of: $0))" }, ["QuantIdentity", "QuantDense", "QuantReLU", "QuantDense", "BatchNorm"])
+        XCTAssertEqual(graph.quantizers["layers.3.weight_quant.q"]?.axis, 0)
+        let x: [Float] = [0.3, 0.91, 0.05, 0.5]
+        let y = model.predict(Tensor(shape: [1, 4], scalars: x)).scalars
+        // By hand, as the ONNX graph says.
+        let xq = x.map { Self.fq($0, 1.0 / 16, 6, signed: false, narrow: false) }
+        let h = (0..<3).map { o in max(0, (0..<4).reduce(Float(0)) { $0 + xq[$1] * Self.fq(w1[o * 4 + $1], 0.125, 4, signed: true, narrow: true) } + [0.1, -0.2, 0.3][o]) }
+        let hq = h.map { Self.fq($0, 0.25, 4, signed: false, narrow: false) }
+        let want = (0..<2).map { o in 2 * (0..<3).reduce(Float(0)) { $0 + hq[$1] * Self.fq(w2[$1 * 2 + o], [0.1, 0.2][o], 4, signed: true, narrow: true) } }
+        XCTAssertEqual(y.count, 2)
+        for (a, b) in zip(y, want) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
+    /// A bipolar-weight convolution with per-channel scales, BatchNorm, ReLU, a Flatten and a
+    /// float dense layer.
+    func testBipolarConvImports() throws {
+        let q = "qonnx.custom_op.general"
+        var g = Onnx_GraphProto()
+        g.input = [Self.value("x", [1, 1, 4, 4])]
+        g.output = [Self.value("y", [1, 3])]
+        g.initializer = [Self.tensor("s_in", [], [1.0 / 255]), Self.tensor("z", [], [0]), Self.tensor("b8", [], [8]), Self.tensor("b3", [], [3]),
+                         Self.tensor("W", [2, 1, 3, 3], (0..<18).map { Float($0 % 5) - 2 }), Self.tensor("sw", [2, 1, 1, 1], [0.5, 0.25]),
+                         Self.tensor("g", [2], [1, -1]), Self.tensor("b", [2], [0, 0.1]), Self.tensor("mu", [2], [0.1, 0]), Self.tensor("var", [2], [1, 2]),
+                         Self.tensor("s_a", [], [0.5]), Self.tensor("D", [3, 32], (0..<96).map { Float($0 % 7) / 7 - 0.4 })]
+        var conv = Self.node("Conv", ["xq", "Wq"], ["c"])
+        conv.attribute = [Self.intsAttribute("pads", [1, 1, 1, 1]), Self.intsAttribute("kernel_shape", [3, 3])]
+        g.node = [Self.node("Quant", ["x", "s_in", "z", "b8"], ["xq"], domain: q, ints: ["signed": 0, "narrow": 0], strings: ["rounding_mode": "ROUND"]),
+                  Self.node("BipolarQuant", ["W", "sw"], ["Wq"], domain: q), conv,
+                  Self.node("BatchNormalization", ["c", "g", "b", "mu", "var"], ["bn"]), Self.node("Relu", ["bn"], ["r"]),
+                  Self.node("Quant", ["r", "s_a", "z", "b3"], ["rq"], domain: q, ints: ["signed": 0, "narrow": 0], strings: ["rounding_mode": "ROUND"]),
+                  Self.node("Flatten", ["rq"], ["f"]), Self.node("Gemm", ["f", "D"], ["y"], ints: ["transB": 1])]
+        var m = Onnx_ModelProto()
+        m.irVersion = 8
+        m.graph = g
+        let (graph, tensors) = try ONNXImport.read(bytes: try ONNXFile.encode(m))
+        let model = try Model(imported: graph, tensors: tensors, path: "bipolar.onnx")
+        XCTAssertEqual(model.network.layers.map { "\(type(of: $0))" }, ["QuantIdentity", "QuantConv2d", "BatchNorm", "QuantReLU", "Flatten", "Dense"])
+        let conv2d = try XCTUnwrap(model.network.layers[1] as? QuantConv2d)
+        XCTAssertTrue(conv2d.weightQuantizer.settings.bipolar)
+        XCTAssertEqual(conv2d.weightQuantizer.scaleValues(for: conv2d.weight.value), [0.5, 0.25])
+        let y = model.predict(Tensor(shape: [2, 16], scalars: (0..<32).map { Float($0) / 31 }))
+        XCTAssertEqual(y.shape, [2, 3])
+        XCTAssertTrue(y.scalars.allSatisfy(\.isFinite))
+    }
+
     // MARK: Tests
 
     func testTinyModelImports() throws {

@@ -285,5 +285,16 @@ extension Model {
             throw ModelError.inFile(path: path, e)
         }
         try linkBiasQuantizers(network.layers)
+        // QForge recomputes a quantized bias's scale as input scale × weight scale (Brevitas's
+        // Int32Bias); a file whose bias scales are anything else would silently change.
+        for (i, layer) in network.layers.enumerated() {
+            guard let l = layer as? any WeightQuantizedLayer, let bq = l.biasQuantizer, let bias = l.bias?.value.detached,
+                  let file = tensors["layers.\(i).bias_quant.scale"] else { continue }
+            let ours = bq.scale(bias: bias.scalars, weightScale: l.weightQuantizer.scaleValues(for: l.weight.value.detached), channels: bias.count)
+            for (c, (a, b)) in zip(ours, file.scalars.count == 1 ? [Float](repeating: file.scalars[0], count: ours.count) : file.scalars).enumerated()
+            where abs(a - b) > 1e-6 * abs(b) {
+                throw ModelError.inFile(path: path, .notAChain(reason: "node layers.\(i)/bias_quant: bias scale \(b) (channel \(c)) is not the input scale × weight scale \(a); QForge quantizes biases at the accumulator scale (Brevitas Int32Bias), so this bias quantizer cannot be imported as it is"))
+            }
+        }
     }
 }

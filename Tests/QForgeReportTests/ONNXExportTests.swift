@@ -44,6 +44,14 @@ final class ONNXExportTests: XCTestCase {
                                      .init(type: "MaxPool2d", kernel: 2), .init(type: "Flatten"), .init(type: "Dense", out: 3)],
                                     input: [1, 6, 6], policy: p)
         try roundTrip(m, data)
+        // A bias scale that is not input scale × weight scale is refused, not changed.
+        var (graph, tensors) = try m.lowered()
+        let key = try XCTUnwrap(tensors.keys.first { $0.hasSuffix(".bias_quant.scale") })
+        tensors[key] = Tensor(shape: tensors[key]!.shape, scalars: tensors[key]!.scalars.map { $0 * 2 })
+        let (g, t) = try ONNXImport.read(bytes: try ONNXExport.encode(graph: graph, tensors: tensors, format: .qonnx))
+        XCTAssertThrowsError(try Model(imported: g, tensors: t, path: "b.onnx")) {
+            XCTAssertTrue("\($0)".contains("/bias_quant: bias scale"), "\($0)")
+        }
     }
 
     func testBipolarWeightsAndAsymmetricActivations() throws {

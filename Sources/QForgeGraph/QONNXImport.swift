@@ -19,8 +19,10 @@ import QForgeTensor
 /// | Reshape or Transpose that flattens or keeps the layout | Flatten, or nothing |
 /// | Identity, Dropout | nothing |
 ///
-/// Constant subgraphs fold: initializers and `Constant` nodes, and Identity / Reshape /
-/// Transpose of them; a Quant or BipolarQuant on a constant is a weight quantizer, and the
+/// Constant subgraphs fold: initializers and `Constant` nodes, Identity / Reshape / Transpose /
+/// Cast / (Un)Squeeze / Gather / Concat of them, and `Shape` of the chain (the batch as 1, so
+/// that a flatten computed from the input's shape folds); a Quant or BipolarQuant on a
+/// constant is a weight quantizer, and the
 /// Transpose or Identity between it and its MatMul folds into the weight. Quantizer
 /// parameters (scale, zero point, bit width) must be constants. Anything else is a
 /// `GraphError` naming the node, its op type and what would be needed.
@@ -271,6 +273,16 @@ private struct Importer {
             }
             return
         }
+        // The shape of the chain value (exporters compute flattening shapes from it): a
+        // constant, with the batch as 1.
+        if op == "Shape" && !isQONNX, n.input.count == 1, headNames.contains(n.input[0]), n.output.count == 1 {
+            let full = [1] + shape
+            let start = try int(n, "start", 0), end = try int(n, "end", full.count)
+            let lo = Swift.min(Swift.max(start < 0 ? start + full.count : start, 0), full.count)
+            let hi = Swift.min(Swift.max(end < 0 ? end + full.count : end, lo), full.count)
+            constants[n.output[0]] = Tensor(shape: [hi - lo], scalars: full[lo..<hi].map { Float($0) })
+            return
+        }
         if (op == "Quant" || op == "BipolarQuant") && isQONNX, let x = n.input.first, let w = constants[x] {
             try quantizedConstant(n, weight: w)
             return
@@ -334,8 +346,39 @@ private struct Importer {
             out = Tensor(shape: try resolve(target, count: x.count, like: x.shape, n), scalars: x.scalars)
         case "Transpose":
             out = try permuted(x, perm: try ints(n, "perm") ?? Array((0..<x.rank).reversed()), n)
+        case "Cast":  // values are held as Float32; integer targets truncate
+            let to = try int(n, "to", 1)
+            out = [1, 10, 11, 16].contains(to) ? x : Tensor(shape: x.shape, scalars: x.scalars.map { $0.rounded(.towardZero) })
+        case "Unsqueeze", "Squeeze":
+            let axes = try ints(n, "axes") ?? (n.input.count > 1 ? try constantInput(n, 1, "axes").scalars.map { Int($0) } : [])
+            var shape = x.shape
+            if n.opType == "Unsqueeze" {
+                let rank = shape.count + axes.count
+                for a in axes.map({ $0 < 0 ? $0 + rank : $0 }).sorted() {
+                    guard (0...shape.count).contains(a) else { throw unsupported(n, "axis \(a) is out of range") }
+                    shape.insert(1, at: a)
+                }
+            } else {
+                let drop = Set(axes.isEmpty ? shape.indices.filter { shape[$0] == 1 } : axes.map { $0 < 0 ? $0 + shape.count : $0 })
+                guard drop.allSatisfy({ shape.indices.contains($0) && shape[$0] == 1 }) else { throw unsupported(n, "axes \(axes) are not of length 1 in \(shape)") }
+                shape = shape.indices.filter { !drop.contains($0) }.map { shape[$0] }
+            }
+            out = Tensor(shape: shape, scalars: x.scalars)
+        case "Gather":  // of a 1-D constant (shape arithmetic)
+            let indices = try constantInput(n, 1, "indices")
+            guard x.rank == 1, try int(n, "axis", 0) == 0 else { throw unsupported(n, "QForge folds Gather of 1-D constants on axis 0 only") }
+            let picked = try indices.scalars.map { i -> Float in
+                let k = Int(i) < 0 ? Int(i) + x.count : Int(i)
+                guard (0..<x.count).contains(k) else { throw unsupported(n, "index \(Int(i)) is out of range for \(x.count) values") }
+                return x.scalars[k]
+            }
+            out = Tensor(shape: indices.shape, scalars: picked)
+        case "Concat":  // of 1-D constants
+            let parts = try (0..<n.input.count).map { try constantInput(n, $0, "input \($0)") }
+            guard parts.allSatisfy({ $0.rank == 1 }) else { throw unsupported(n, "QForge folds Concat of 1-D constants only") }
+            out = Tensor(shape: [parts.reduce(0) { $0 + $1.count }], scalars: parts.flatMap(\.scalars))
         default:
-            throw unsupported(n, "it computes on constants only, and QForge folds only Identity, Reshape, Transpose, Quant and BipolarQuant of constants; precompute it (qonnx.util.cleanup)")
+            throw unsupported(n, "it computes on constants only, and QForge folds only Identity, Reshape, Transpose, Cast, (Un)Squeeze, Gather and Concat of constants and Quant/BipolarQuant of weights; precompute it (qonnx.util.cleanup)")
         }
         guard n.output.count == 1 else { throw unsupported(n, "constant folding needs one output") }
         constants[n.output[0]] = out

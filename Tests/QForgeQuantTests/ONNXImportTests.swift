@@ -135,6 +135,24 @@ final class ONNXImportTests: XCTestCase {
         for (a, b) in zip(y, want) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }
 
+    /// A flatten whose shape is computed from the input's shape (Shape → Gather → Unsqueeze
+    /// → Concat → Reshape, as torch exports `x.view(x.size(0), -1)`) folds into a Flatten.
+    func testComputedFlattenShapeFolds() throws {
+        var m = Self.tinyModel()
+        m.graph.input = [Self.value("x", [1, 1, 2, 2])]
+        m.graph.initializer += [Self.tensor("zero", [], [0]), Self.tensor("minus1", [1], [-1])]
+        var unsqueeze = Self.node("Unsqueeze", ["n"], ["n1"])
+        unsqueeze.attribute = [Self.intsAttribute("axes", [0])]
+        m.graph.node.insert(contentsOf: [Self.node("Shape", ["xq"], ["s"]), Self.node("Gather", ["s", "zero"], ["n"]), unsqueeze,
+                                         Self.node("Concat", ["n1", "minus1"], ["target"], ints: ["axis": 0]),
+                                         Self.node("Reshape", ["xq", "target"], ["flat"])], at: 1)
+        m.graph.node[m.graph.node.count - 1].input[0] = "flat"
+        let (graph, tensors) = try ONNXImport.read(bytes: try ONNXFile.encode(m))
+        XCTAssertEqual(graph.nodes.map(\.op), [.quant, .flatten, .quant, .gemm])
+        let model = try Model(imported: graph, tensors: tensors, path: "flat.onnx")
+        XCTAssertEqual(model.predict(Tensor(shape: [2, 4], scalars: [0, 0.5, 1, 0.25, 1, 1, 1, 1])).shape, [2, 3])
+    }
+
     /// A bipolar-weight convolution with per-channel scales, BatchNorm, ReLU, a Flatten and a
     /// float dense layer.
     func testBipolarConvImports() throws {

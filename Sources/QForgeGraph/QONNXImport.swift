@@ -203,6 +203,11 @@ private struct Importer {
             }
             return Int(n)
         }
+        var total = 1
+        for d in dims { total = total.multipliedReportingOverflow(by: d).overflow ? Int.max : Swift.min(total * d, Int.max / (1 << 24)) }
+        guard total <= (1 << 28) else {
+            throw problem("input \(GraphError.quote(v.name)) shape \(dims) is too large for one sample")
+        }
         shape0 = dims
         return dims
     }
@@ -240,6 +245,23 @@ private struct Importer {
         headNames = [n.output[0]]
         head = value
         if let newShape { shape = newShape }
+    }
+
+    /// A constant input holding integers (shapes, axes, indices), each within ±2^31.
+    func integers(_ n: Onnx_NodeProto, _ i: Int, _ what: String) throws -> [Int] {
+        try constantInput(n, i, what).scalars.map { v in
+            guard v.isFinite, v == v.rounded(), abs(v) < 2_147_483_648 else { throw unsupported(n, "its \(what) holds \(v), not an integer in range") }
+            return Int(v)
+        }
+    }
+
+    /// The product of sizes, or an error when it exceeds 2^40 elements.
+    func product(_ dims: [Int], _ n: Onnx_NodeProto) throws -> Int {
+        try dims.reduce(1) { p, d in
+            let (m, overflow) = p.multipliedReportingOverflow(by: d)
+            guard !overflow, abs(m) < (1 << 40) else { throw unsupported(n, "shape \(dims) is too large") }
+            return m
+        }
     }
 
     func constantInput(_ n: Onnx_NodeProto, _ i: Int, _ what: String) throws -> Tensor {
@@ -323,7 +345,7 @@ private struct Importer {
                 throw unsupported(n, "Flatten with axis \(axis) is not supported (QForge flattens everything but the batch: axis 1)")
             }
             try flatten(n)
-        case (false, "Reshape"): try reshape(n, target: try constantInput(n, 1, "shape").scalars.map { Int($0) })
+        case (false, "Reshape"): try reshape(n, target: try integers(n, 1, "shape"))
         case (false, "Transpose"): try transpose(n)
         case (false, "Identity"): try advance(n, to: head)
         case (false, "Dropout"):
@@ -342,7 +364,7 @@ private struct Importer {
         switch n.opType {
         case "Identity": out = x
         case "Reshape":
-            let target = try constantInput(n, 1, "shape").scalars.map { Int($0) }
+            let target = try integers(n, 1, "shape")
             out = Tensor(shape: try resolve(target, count: x.count, like: x.shape, n), scalars: x.scalars)
         case "Transpose":
             out = try permuted(x, perm: try ints(n, "perm") ?? Array((0..<x.rank).reversed()), n)
@@ -350,7 +372,7 @@ private struct Importer {
             let to = try int(n, "to", 1)
             out = [1, 10, 11, 16].contains(to) ? x : Tensor(shape: x.shape, scalars: x.scalars.map { $0.rounded(.towardZero) })
         case "Unsqueeze", "Squeeze":
-            let axes = try ints(n, "axes") ?? (n.input.count > 1 ? try constantInput(n, 1, "axes").scalars.map { Int($0) } : [])
+            let axes = try ints(n, "axes") ?? (n.input.count > 1 ? try integers(n, 1, "axes") : [])
             var shape = x.shape
             if n.opType == "Unsqueeze" {
                 let rank = shape.count + axes.count
@@ -367,9 +389,9 @@ private struct Importer {
         case "Gather":  // of a 1-D constant (shape arithmetic)
             let indices = try constantInput(n, 1, "indices")
             guard x.rank == 1, try int(n, "axis", 0) == 0 else { throw unsupported(n, "QForge folds Gather of 1-D constants on axis 0 only") }
-            let picked = try indices.scalars.map { i -> Float in
-                let k = Int(i) < 0 ? Int(i) + x.count : Int(i)
-                guard (0..<x.count).contains(k) else { throw unsupported(n, "index \(Int(i)) is out of range for \(x.count) values") }
+            let picked = try integers(n, 1, "indices").map { i -> Float in
+                let k = i < 0 ? i + x.count : i
+                guard (0..<x.count).contains(k) else { throw unsupported(n, "index \(i) is out of range for \(x.count) values") }
                 return x.scalars[k]
             }
             out = Tensor(shape: indices.shape, scalars: picked)
@@ -414,7 +436,7 @@ private struct Importer {
                 q.scale = try permuted(q.scale, perm: perm, n)
             }
         default:  // Reshape: only the same shape (a no-op) keeps the quantizer meaningful
-            let target = try resolve(try constantInput(n, 1, "shape").scalars.map { Int($0) }, count: q.weight.count, like: q.weight.shape, n)
+            let target = try resolve(try integers(n, 1, "shape"), count: q.weight.count, like: q.weight.shape, n)
             guard target == q.weight.shape || q.scale.count == 1 else {
                 throw unsupported(n, "reshaping a weight with per-channel scales is not supported")
             }
@@ -454,7 +476,7 @@ private struct Importer {
             guard d >= -1 else { throw unsupported(n, "shape \(target) has a negative size") }
             return d
         }
-        let known = dims.filter { $0 != -1 }.reduce(1, *)
+        let known = try product(dims.filter { $0 != -1 }, n)
         switch dims.filter({ $0 == -1 }).count {
         case 0: break
         case 1:
@@ -462,7 +484,7 @@ private struct Importer {
             dims[dims.firstIndex(of: -1)!] = count / known
         default: throw unsupported(n, "shape \(target) infers more than one dimension")
         }
-        guard dims.reduce(1, *) == count else { throw unsupported(n, "shape \(target) does not hold the \(count) elements of \(old)") }
+        guard try product(dims, n) == count else { throw unsupported(n, "shape \(target) does not hold the \(count) elements of \(old)") }
         return dims
     }
 

@@ -60,6 +60,13 @@ final class ONNXExportTests: XCTestCase {
         try roundTrip(m, data)
     }
 
+    func testSigmoidAndTanhTables() throws {
+        let p = QuantPolicy.uniform(weightBits: 4, activationBits: 6)
+        let (m, data) = try trained([.init(type: "Dense", out: 8), .init(type: "Sigmoid"), .init(type: "Dense", out: 6), .init(type: "Tanh"),
+                                     .init(type: "Dense", out: 3)], input: [10], policy: p)
+        try roundTrip(m, data)
+    }
+
     func testPowerOfTwoScales() throws {
         let p = QuantPolicy.uniform(weightBits: 6, activationBits: 5, powerOfTwo: true)
         let (m, data) = try trained([.init(type: "Dense", out: 8), .init(type: "ReLU"), .init(type: "Dense", out: 3)], input: [10], policy: p)

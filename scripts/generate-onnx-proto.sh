@@ -17,7 +17,7 @@ if [ -z "$plugin" ]; then
     scratch="${TMPDIR:-/tmp}/qforge-swift-protobuf-$version"
     if [ ! -x "$scratch/.build/release/protoc-gen-swift" ]; then
         rm -rf "$scratch"
-        git clone --quiet --branch "$version" --depth 1 "${SWIFT_PROTOBUF_GIT:-https://github.com/apple/swift-protobuf.git}" "$scratch"
+        git -c advice.detachedHead=false clone --quiet --branch "$version" "${SWIFT_PROTOBUF_GIT:-https://github.com/apple/swift-protobuf.git}" "$scratch"
         (cd "$scratch" && swift build -c release --product protoc-gen-swift)
     fi
     plugin="$scratch/.build/release/protoc-gen-swift"

@@ -6,6 +6,8 @@
 #   make release   release build of the qforge tool
 #   make demo      release build, then `qforge demo`
 #   make clean     remove the build folder
+#   make proto     regenerate Sources/QForgeGraph/ONNX/onnx.pb.swift from proto/onnx.proto
+#                  (protoc + protoc-gen-swift 1.39.0; builds never run it, the output is committed)
 #
 # SWIFT_FLAGS is appended to every swift command, e.g.
 #   make test SWIFT_FLAGS="--scratch-path .build-mine"
@@ -28,12 +30,13 @@ SWIFT_FLAGS ?=
 DEB_PACKAGES := libopenblas0-pthread dataset-fashion-mnist zlib1g iverilog verilator yosys qflow opensta nextpnr-ice40 fpga-icestorm
 
 # Python modules the interoperability tests use (from PyPI): numpy reads the .npy files QForge
-# writes, safetensors reads its model files.
-PY_MODULES := numpy safetensors
+# writes, safetensors reads its model files, qonnx executes its QONNX exports and onnxruntime
+# its QDQ exports.
+PY_MODULES := numpy safetensors qonnx onnxruntime
 
 RELEASE_TEST_FLAGS := -c release -Xswiftc -enable-testing --filter QForgeReleaseTests
 
-.PHONY: all deps debdeps pydeps build release test test-debug test-release demo clean
+.PHONY: all deps debdeps pydeps build release test test-debug test-release demo clean proto
 
 all: build
 
@@ -104,3 +107,7 @@ demo: deps
 
 clean:
 	$(SWIFT) package clean $(SWIFT_FLAGS)
+
+# PROTOC_GEN_SWIFT=/path/to/protoc-gen-swift skips building the plugin.
+proto:
+	PROTOC_GEN_SWIFT="$(PROTOC_GEN_SWIFT)" scripts/generate-onnx-proto.sh

@@ -31,10 +31,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         .target(name: "QForgeTensor", swiftSettings: kernelFlags),
-        .target(name: "QForgeGraph", dependencies: ["QForgeTensor"]),
+        // ONNX / QONNX import and export read and write protobuf through swift-protobuf; the
+        // message types are generated once from proto/onnx.proto (`make proto`), not per build.
+        .target(name: "QForgeGraph", dependencies: ["QForgeTensor", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "QForgeData", dependencies: ["QForgeTensor"]),
         .target(name: "QForgeNN", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "Yams"]),
         .target(name: "QForgeQuant", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN"]),
@@ -57,7 +60,7 @@ let package = Package(
         .testTarget(name: "QForgeGraphTests", dependencies: ["QForgeGraph", "TestSupport"]),
         .testTarget(name: "QForgeDataTests", dependencies: ["QForgeData", "TestSupport"]),
         .testTarget(name: "QForgeNNTests", dependencies: ["QForgeNN", "TestSupport"]),
-        .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "TestSupport"]),
+        .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "QForgeGraph", "TestSupport"]),
         .testTarget(name: "QForgeReportTests", dependencies: ["QForgeReport", "QForgeQuant", "QForgeInteger", "TestSupport"]),
         .testTarget(name: "QForgeIntegerTests", dependencies: ["QForgeInteger", "TestSupport"]),
         .target(name: "HardwareTestSupport", dependencies: ["QForgeInteger", "QForgeTensor"], path: "Tests/HardwareTestSupport"),

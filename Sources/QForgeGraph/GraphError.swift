@@ -159,6 +159,14 @@ public struct GraphError: Error, CustomStringConvertible, Equatable, Sendable {
         /// `extraMetadata` tried to set a key `ModelFile` owns.
         case reservedMetadataKey(String)
 
+        // MARK: ONNX / QONNX
+        /// The bytes are not an ONNX ModelProto (protobuf decoding failed, or no graph).
+        case notONNX(detail: String)
+        /// A node QForge cannot import or export; `need` says what would make it work.
+        case unsupportedNode(node: String, op: String, need: String)
+        /// Any other problem with an ONNX model (a tensor's data, an external-data file, a shape).
+        case onnx(problem: String)
+
         /// The problem in one line, without file or context.
         public var message: String {
             let q = GraphError.quote
@@ -269,6 +277,12 @@ public struct GraphError: Error, CustomStringConvertible, Equatable, Sendable {
                 return "node \(q(node)) tensor \(q(tensor)) has shape \(GraphError.shape(shape)), expected \(expected)"
             case .reservedMetadataKey(let key):
                 return "metadata key \(q(key)) is reserved for ModelFile"
+            case .notONNX(let detail):
+                return "not an ONNX model: \(GraphError.oneLine(detail)) (expected an .onnx file: a protobuf ModelProto with a graph)"
+            case .unsupportedNode(let node, let op, let need):
+                return "node \(q(node)) (\(GraphError.oneLine(op))): \(GraphError.oneLine(need))"
+            case .onnx(let problem):
+                return GraphError.oneLine(problem)
             }
         }
     }

@@ -62,8 +62,8 @@ enum QuantGraph {
         return "\(prefix).q"
     }
 
-    /// The settings a Quant node was written with (QForge's metadata, else its attributes with a
-    /// learned scale for activations and max|w| for weights).
+    /// The settings a Quant node was written with: QForge's metadata, else (a file from
+    /// elsewhere, such as an imported QONNX model) its attributes with the file's scale fixed.
     static func settings(of node: Node, graph: Graph, weight: Bool) throws -> QuantizerSettings {
         if let json = graph.metadata[metaPrefix + node.name] {
             do { return try JSONDecoder().decode(QuantizerSettings.self, from: Data(json.utf8)) } catch {
@@ -72,7 +72,30 @@ enum QuantGraph {
         }
         let signed = node.attributes["signed"]?.intValue == 1, narrow = node.attributes["narrow"]?.intValue == 1
         let rounding = node.attributes["rounding_mode"]?.stringValue.flatMap(RoundingMode.init(qonnxName:)) ?? .round
-        return QuantizerSettings(bitWidth: 0, signed: signed, narrow: narrow, rounding: rounding, source: weight ? .maxAbs : .learned)
+        return QuantizerSettings(bitWidth: 0, signed: signed, narrow: narrow, rounding: rounding, source: .fixed)
+    }
+
+    /// A quantizer with the file's scale(s) fixed, for a node without QForge settings; an
+    /// activation with a non-zero zero point keeps scale and zero point as loaded values.
+    static func fixedQuantizer(_ s: QuantizerSettings, node: Node, tensors: [String: Tensor], weight: Bool) throws -> Quantizer {
+        var s = s
+        let scale = try tensor(node.inputs[1], tensors, node)
+        guard scale.count >= 1, scale.scalars.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw ModelError.notAChain(reason: "node \(node.name): scales must be positive numbers, found \(scale.scalars.prefix(8))")
+        }
+        s.perChannel = scale.count > 1
+        s.powerOfTwo = scale.scalars.allSatisfy { $0 == Float(sign: .plus, exponent: $0.exponent, significand: 1) }
+        if !s.bipolar, !weight, let zero = tensors[node.inputs[2]], zero.count == 1, zero.item != 0 {
+            guard zero.item.isFinite, zero.item == zero.item.rounded(), scale.count == 1 else {
+                throw ModelError.notAChain(reason: "node \(node.name): the zero point must be one integer with one scale, found \(zero.scalars.prefix(4))")
+            }
+            s.source = .learned
+            s.zeroPoint = .learned
+            try s.validate(node.name, activation: true)
+            return Quantizer(s, scale: scale.item, zeroPoint: zero.item)
+        }
+        try s.validate(node.name, activation: !weight)
+        return Quantizer(s, fixedScale: scale)
     }
 
     static func tensor(_ name: String, _ tensors: [String: Tensor], _ node: Node) throws -> Tensor {
@@ -85,7 +108,11 @@ enum QuantGraph {
         if node.op == .bipolarQuant {
             guard weight else { throw ModelError.notAChain(reason: "node \(node.name): bipolar activations are not supported (bipolar weights are)") }
             var s = QuantizerSettings.bipolarWeights()
-            if graph.metadata[metaPrefix + node.name] != nil { s = try settings(of: node, graph: graph, weight: true) }
+            guard graph.metadata[metaPrefix + node.name] != nil else {
+                s.source = .fixed
+                return try fixedQuantizer(s, node: node, tensors: tensors, weight: true)
+            }
+            s = try settings(of: node, graph: graph, weight: true)
             try s.validate(node.name)
             return Quantizer(s)
         }
@@ -95,6 +122,7 @@ enum QuantGraph {
             throw ModelError.notAChain(reason: "node \(node.name): bit width \(bits.scalars) is not an integer in 1...32")
         }
         s.bitWidth = b
+        if graph.metadata[metaPrefix + node.name] == nil { return try fixedQuantizer(s, node: node, tensors: tensors, weight: weight) }
         try s.validate(node.name, activation: !weight)
         if s.source == .learned {
             let scale = try tensor(node.inputs[1], tensors, node)
@@ -233,10 +261,40 @@ public struct QuantLayerReader: GraphLayerReader {
 }
 
 extension Model {
-    /// Loads a model file that may hold quantized layers.
+    /// Loads a model file that may hold quantized layers: a QForge model file, or an ONNX /
+    /// QONNX file (`.onnx`), imported (`importONNX`).
     public static func loadAny(from path: String) throws -> Model {
+        if path.lowercased().hasSuffix(".onnx") { return try importONNX(from: path) }
         let m = try Model.load(from: path, readers: [QuantLayerReader()])
         try linkBiasQuantizers(m.network.layers)
         return m
+    }
+
+    /// Imports an ONNX or QONNX file (`ONNXImport`) and rebuilds its layers; imported
+    /// quantizers keep the file's scales fixed.
+    public static func importONNX(from path: String) throws -> Model {
+        let (graph, tensors) = try ONNXImport.load(path)
+        return try Model(imported: graph, tensors: tensors, path: path)
+    }
+
+    /// The layers of an imported graph (`ONNXImport.read`); `path` names it in errors.
+    public init(imported graph: Graph, tensors: [String: Tensor], path: String) throws {
+        do {
+            self = try Model(graph: graph, tensors: tensors, readers: [QuantLayerReader()])
+        } catch let e as ModelError {
+            throw ModelError.inFile(path: path, e)
+        }
+        try linkBiasQuantizers(network.layers)
+        // QForge recomputes a quantized bias's scale as input scale × weight scale (Brevitas's
+        // Int32Bias); a file whose bias scales are anything else would silently change.
+        for (i, layer) in network.layers.enumerated() {
+            guard let l = layer as? any WeightQuantizedLayer, let bq = l.biasQuantizer, let bias = l.bias?.value.detached,
+                  let file = tensors["layers.\(i).bias_quant.scale"] else { continue }
+            let ours = bq.scale(bias: bias.scalars, weightScale: l.weightQuantizer.scaleValues(for: l.weight.value.detached), channels: bias.count)
+            for (c, (a, b)) in zip(ours, file.scalars.count == 1 ? [Float](repeating: file.scalars[0], count: ours.count) : file.scalars).enumerated()
+            where abs(a - b) > 1e-6 * abs(b) {
+                throw ModelError.inFile(path: path, .notAChain(reason: "node layers.\(i)/bias_quant: bias scale \(b) (channel \(c)) is not the input scale × weight scale \(a); QForge quantizes biases at the accumulator scale (Brevitas Int32Bias), so this bias quantizer cannot be imported as it is"))
+            }
+        }
     }
 }

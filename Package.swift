@@ -74,7 +74,8 @@ let package = Package(
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.
         .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
         // Trains real models; each test skips itself in debug builds. Run with
-        // `swift test -c release -Xswiftc -enable-testing --filter QForgeReleaseTests`.
+        // `make test-release` (builds --product QForgePackageTests, then `swift test --skip-build
+        // -c release -Xswiftc -enable-testing --filter QForgeReleaseTests`).
         .testTarget(name: "QForgeReleaseTests", dependencies: ["QForgeNN", "QForgeQuant", "QForgeReport", "QForgeData", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -5,7 +5,8 @@ import QForgeTensor
 ///
 /// - `.qonnx`: the graph as it is, its quantizers as QONNX `Quant` / `BipolarQuant` nodes
 ///   (domain `qonnx.custom_op.general`), which the `qonnx` Python package executes and FINN
-///   compiles. Float weights stay float initializers with their Quant node.
+///   compiles. Float weights stay float initializers with their Quant node; every
+///   intermediate value's shape is written (`value_info`), as in a cleaned Brevitas export.
 /// - `.qdq`: standard ONNX only, for any ONNX runtime: a quantized activation becomes
 ///   QuantizeLinear → [Clip to the grid] → DequantizeLinear (8 bits or fewer, rounding
 ///   ROUND, which is QuantizeLinear's half-to-even); a quantized weight or bias becomes its
@@ -164,6 +165,73 @@ private struct Writer {
             let domain = isQuantizer ? ONNXExport.qonnxDomain : ""
             if isQuantizer { usesQONNX = true }
             out.node.append(Writer.node(n.name, op, inputs, n.outputs, domain: domain, attributes: attributes))
+        }
+        if format == .qonnx { addValueInfo() }
+    }
+
+    /// Shapes of the intermediate values (`value_info`), as a cleaned Brevitas export has
+    /// them: qonnx's executor needs them. Values whose shape cannot be told are left out.
+    mutating func addValueInfo() {
+        var shapes: [String: [Int?]] = [:]
+        for v in graph.inputs { shapes[v.name] = [batch] + v.shape.dropFirst() }
+        for (name, t) in tensors { shapes[name] = t.shape }
+        let outputs = Set(graph.outputs.map(\.name))
+        for n in graph.nodes {
+            guard let x = n.inputs.first.flatMap({ shapes[$0] }) else { continue }
+            let a = n.attributes
+            var y: [Int?]?
+            func window(_ kernel: [Int], _ extra: Int?) -> [Int?]? {
+                guard x.count == kernel.count + 2 else { return nil }
+                let strides = a["strides"]?.intsValue ?? [Int](repeating: 1, count: kernel.count)
+                let pads = a["pads"]?.intsValue ?? [Int](repeating: 0, count: 2 * kernel.count)
+                let dilations = a["dilations"]?.intsValue ?? [Int](repeating: 1, count: kernel.count)
+                guard strides.count == kernel.count, pads.count == 2 * kernel.count, dilations.count == kernel.count else { return nil }
+                let spatial = kernel.indices.map { i -> Int? in
+                    x[i + 2].map { ($0 + pads[i] + pads[i + kernel.count] - dilations[i] * (kernel[i] - 1) - 1) / strides[i] + 1 }
+                }
+                return [x[0], extra ?? x[1]] + spatial
+            }
+            switch n.op {
+            case .gemm:
+                if let w = n.inputs.dropFirst().first.flatMap({ shapes[$0] }), w.count == 2 {
+                    y = [x[0], a["transB"]?.intValue == 1 ? w[0] : w[1]]
+                }
+            case .matMul:
+                if let w = n.inputs.dropFirst().first.flatMap({ shapes[$0] }), let last = w.last { y = x.dropLast() + [last] }
+            case .conv:
+                if let w = n.inputs.dropFirst().first.flatMap({ shapes[$0] }), w.count >= 3, let out = w[0] {
+                    y = window((a["kernel_shape"]?.intsValue ?? w.dropFirst(2).compactMap { $0 }), out)
+                }
+            case .maxPool:
+                if let k = a["kernel_shape"]?.intsValue { y = window(k, nil) }
+            case .flatten:
+                let axis = a["axis"]?.intValue ?? 1
+                if (1..<x.count).contains(axis) || axis == x.count {
+                    let lead = x[..<axis], rest = x[axis...]
+                    func prod(_ s: ArraySlice<Int?>) -> Int? { s.allSatisfy { $0 != nil } ? s.reduce(1) { $0 * $1! } : nil }
+                    y = [prod(lead), prod(rest)]
+                }
+            case .reshape:
+                if let target = a["shape"]?.intsValue ?? n.inputs.dropFirst().first.flatMap({ tensors[$0]?.scalars.compactMap { Int(exactly: $0) } }),
+                   target.allSatisfy({ abs($0) < (1 << 31) }),
+                   x.allSatisfy({ $0 != nil }) {
+                    let count = x.reduce(1) { $0 * $1! }
+                    var dims = target.enumerated().map { i, d in d == 0 && i < x.count ? x[i]! : d }
+                    let known = dims.filter { $0 != -1 }.reduce(1, *)
+                    if let i = dims.firstIndex(of: -1), known > 0 { dims[i] = count / known }
+                    y = dims.map { $0 }
+                }
+            case .transpose:
+                let perm = a["perm"]?.intsValue ?? Array((0..<x.count).reversed())
+                if perm.sorted() == Array(0..<x.count) { y = perm.map { x[$0] } }
+            default:  // elementwise, normalisation, activations, quantizers: the input's shape
+                y = x
+            }
+            guard let y, let o = n.outputs.first else { continue }
+            shapes[o] = y
+            if !outputs.contains(o) {
+                out.valueInfo.append(Writer.valueInfo(ValueInfo(name: o, shape: y), batch: batch))
+            }
         }
     }
 

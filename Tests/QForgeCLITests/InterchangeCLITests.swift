@@ -86,7 +86,7 @@ final class InterchangeCLITests: XCTestCase {
     /// The qonnx package's executor runs the QONNX file, onnxruntime the QDQ file (graph
     /// optimizations off, so it computes what the nodes say); both match QForge within 1e-5.
     func checkWithPython(qonnx: String, qdq: String, inputs: String, outputs: String) throws {
-        try requireResource(Self.pythonHas("import qonnx.core.onnx_exec, onnxruntime, numpy"),
+        try requireResource(pythonCanRun("import qonnx.core.onnx_exec, onnxruntime, numpy"),
                             "python3 with the qonnx and onnxruntime modules is not available; run 'make deps'")
         let script = """
             import sys
@@ -116,30 +116,10 @@ final class InterchangeCLITests: XCTestCase {
             d2 = float(np.abs(got - want).max())
             print(d1, d2)
             """
-        let out = try Self.runPython(script, arguments: [qonnx, qdq, inputs, outputs])
+        let out = try runPython(script, arguments: [qonnx, qdq, inputs, outputs])
         let d = out.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         XCTAssertEqual(d.count, 2, out)
         XCTAssertLessThanOrEqual(d.first ?? 1, 1e-5, "qonnx execute_onnx vs QForge")
         XCTAssertLessThanOrEqual(d.last ?? 1, 1e-5, "onnxruntime (QDQ) vs QForge")
-    }
-
-    static func pythonHas(_ imports: String) -> Bool { (try? runPython(imports, arguments: [])) != nil }
-
-    static func runPython(_ script: String, arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw NSError(domain: "python3", code: Int(process.terminationStatus),
-                          userInfo: [NSLocalizedDescriptionKey: String(decoding: stderr, as: UTF8.self)])
-        }
-        return String(decoding: stdout, as: UTF8.self)
     }
 }

@@ -478,7 +478,7 @@ final class SafetensorsCompatibilityTests: XCTestCase {
     /// Round trip through Python's `safetensors` when python3 has it (skipped otherwise):
     /// Python loads our file with `safetensors.numpy.load_file`, checks it, and writes its own.
     func testPythonSafetensorsReadsOurFile() throws {
-        try requireResource(Self.pythonHasSafetensors(), "python3 with the safetensors module is not available; run 'make deps'")
+        try requireResource(pythonCanRun("import safetensors.numpy, numpy"), "python3 with the safetensors module is not available; run 'make deps'")
         let dir = try makeTempDirectory(self)
         let ours = dir + "/ours.safetensors", theirs = dir + "/theirs.safetensors"
         let (graph, tensors) = sampleGraph()
@@ -508,7 +508,7 @@ final class SafetensorsCompatibilityTests: XCTestCase {
                       sys.argv[2], metadata={"from": "python"})
             print(json.dumps(out))
             """
-        let output = try Self.runPython(script, arguments: [ours, theirs, dir + "/mixed.safetensors"])
+        let output = try runPython(script, arguments: [ours, theirs, dir + "/mixed.safetensors"])
         let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Double])
         let w = try XCTUnwrap(tensors["fc.weight"]).scalars
         XCTAssertEqual(result["first"], Double(w[0]))
@@ -519,28 +519,5 @@ final class SafetensorsCompatibilityTests: XCTestCase {
         XCTAssertEqual(back.metadata, ["from": "python"])
         XCTAssertEqual(try back.tensor("z.weight").scalars, [0, 1, 2, 3, 4, 5])
         XCTAssertEqual(try back.intTensor("a").scalars, [1, 2])
-    }
-
-    static func pythonHasSafetensors() -> Bool {
-        (try? runPython("import safetensors.numpy, numpy", arguments: [])) != nil
-    }
-
-    /// Runs `python3 -c script args…`; throws if it cannot start or exits non-zero.
-    static func runPython(_ script: String, arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw NSError(domain: "python3", code: Int(process.terminationStatus),
-                          userInfo: [NSLocalizedDescriptionKey: String(decoding: stderr, as: UTF8.self)])
-        }
-        return String(decoding: stdout, as: UTF8.self)
     }
 }

@@ -242,9 +242,8 @@ public struct IntegerModel: Equatable, Sendable {
 }
 
 extension IntegerLayer {
-    /// Code ops, then the exact product, then the accumulator cap and MSB truncation if any
-    /// (unless `capped` is false: the reference works on exact sums).
-    public func accumulate(_ codes: QTensor, capped: Bool = true) -> AccTensor {
+    /// The layer's code ops (max-pool, flatten) applied to its input codes: the product's operand.
+    public func applyingCodeOps(_ codes: QTensor) -> QTensor {
         var x = codes
         for op in codeOps {
             switch op {
@@ -252,6 +251,13 @@ extension IntegerLayer {
             case .flatten: x = x.flattened()
             }
         }
+        return x
+    }
+
+    /// Code ops, then the exact product, then the accumulator cap and MSB truncation if any
+    /// (unless `capped` is false: the reference works on exact sums).
+    public func accumulate(_ codes: QTensor, capped: Bool = true) -> AccTensor {
+        let x = applyingCodeOps(codes)
         let bound = Int64(Swift.max(abs(input.grid.minInt), abs(input.grid.maxInt)))
         var acc: AccTensor
         switch product.kind {

@@ -204,13 +204,7 @@ func tieDistanceOf(_ layer: IntegerLayer, _ acc: Int64, channel c: Int) -> Doubl
 /// Σ_k |x_k|·|w[m,k]| for every output of the layer (x = code − zero point after the code
 /// ops): the magnitude that bounds the rounding error of a float sum of the same products.
 func absoluteProducts(_ layer: IntegerLayer, _ codes: QTensor) -> AccTensor {
-    var x = codes
-    for op in layer.codeOps {
-        switch op {
-        case let .maxPool(k, s, p): x = IntegerOps.maxPool2d(x, kernel: (k, k), stride: (s, s), padding: (p, p))
-        case .flatten: x = x.flattened()
-        }
-    }
+    let x = layer.applyingCodeOps(codes)
     let z = Int32(layer.input.zeroPoint)
     let ax = QTensor(shape: x.shape, values: x.values.map { abs($0 - z) })
     let aw = QTensor(shape: layer.product.weights.shape, values: layer.product.weights.values.map { abs($0) })

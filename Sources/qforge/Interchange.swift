@@ -34,7 +34,7 @@ struct Import: ParsableCommand {
     @Argument(help: "The ONNX or QONNX model (.onnx).")
     var model: String
 
-    @Option(name: [.short, .long], help: "Where to write the QForge model file. Default: NAME.safetensors beside the current directory.")
+    @Option(name: [.short, .long], help: "Where to write the QForge model file. Default: NAME.safetensors in the current directory.")
     var out: String?
 
     @Flag(help: "Replace the output file if it exists.")

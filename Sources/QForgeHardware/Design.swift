@@ -35,6 +35,10 @@ public struct HardwareManifest: Codable, Equatable, Sendable {
         public var cycles: Int
         public var weightMemory: String
         public var parameterMemory: String?
+        /// A convolution's window ("3×3 stride 1 padding 1 over 16×28×28"); nil for a dense layer.
+        public var convolution: String? = nil
+        /// Max-pools in front of the layer ("2×2 stride 2 padding 0 over 32×28×28").
+        public var maxPools: [String]? = nil
     }
 
     public struct Vectors: Codable, Equatable, Sendable {
@@ -122,6 +126,15 @@ public struct HardwareDesign: Sendable {
                 integerModelAccumulatorBits: layer.accumulatorBits, accumulatorCap: u.cap?.bits, overflow: u.cap?.overflow.rawValue,
                 droppedBits: u.droppedBits, valueBits: u.valueBits, requantization: u.requantization.name + (u.lookupCodes == nil ? "" : "+lookup"), outputBits: u.outputBits,
                 cycles: u.cycles, weightMemory: "\(u.weightRomFile).mem", parameterMemory: layout.fields.isEmpty ? nil : "\(u.paramRomFile).mem"))
+            if let w = u.window { layers[layers.count - 1].convolution = w.description }
+            let pools = graph.pools.filter { $0.before == u.index }
+            if !pools.isEmpty {
+                layers[layers.count - 1].maxPools = pools.map { "\($0.kernel)×\($0.kernel) stride \($0.stride) padding \($0.padding) over \($0.channels)×\($0.height)×\($0.width)" }
+                for p in pools {
+                    files["\(p.module).v"] = emitPool(p)
+                    rtl.append("\(p.module).v")
+                }
+            }
         }
         files["\(graph.prefix)_serializer.v"] = emitSerializer(graph)
         rtl.append("\(graph.prefix)_serializer.v")
@@ -131,7 +144,7 @@ public struct HardwareDesign: Sendable {
         }
         files["\(graph.top).v"] = emitTop(graph)
         rtl.append("\(graph.top).v")
-        let timingSamples = graph.units.count + 4
+        let timingSamples = graph.units.count + graph.pools.count + 4
         let tb = "\(graph.prefix)_tb"
         files["\(tb).v"] = emitTestbench(graph, vectors: vectors.count, timingSamples: timingSamples)
         files["vectors/input.hex"] = vectors.inputHex(graph)

@@ -96,10 +96,15 @@ func emitSerializer(_ g: HardwareGraph) -> String {
 func emitTop(_ g: HardwareGraph) -> String {
     let inBits = g.inputLanes * g.inputGrid.bitWidth
     let signedness = g.inputGrid.signed ? "signed" : "unsigned"
-    let chain = g.units.map { "\($0.inputs)→\($0.outputs) (\($0.folding))" }.joined(separator: ", ")
+    let chain = g.units.map { u in
+        g.pools.filter { $0.before == u.index }.map { "max-pool \($0.kernel)×\($0.kernel), " }.joined()
+            + (u.window.map { "conv \($0.kernelHeight)×\($0.kernelWidth) \($0.channels)→\(u.outputs) (\(u.folding))" } ?? "\(u.inputs)→\(u.outputs) (\(u.folding))")
+    }.joined(separator: ", ")
+    let spatial = g.units.contains { $0.window != nil } || !g.pools.isEmpty
     var v = VerilogText(header: [
-        "Folded dataflow design of \(g.modelName): dense layers \(chain).",
-        "Input: \(g.inputLanes) \(g.inputGrid.bitWidth)-bit \(signedness) codes per beat (feature k·\(g.inputLanes) + l in bits [l·\(g.inputGrid.bitWidth) +: \(g.inputGrid.bitWidth)]), \(g.inputBeats) beats per inference.",
+        "Folded dataflow design of \(g.modelName): \(spatial ? "layers" : "dense layers") \(chain).",
+        "Input: \(g.inputLanes) \(g.inputGrid.bitWidth)-bit \(signedness) codes per beat (\(g.spatialInput ? "code" : "feature") k·\(g.inputLanes) + l in bits [l·\(g.inputGrid.bitWidth) +: \(g.inputGrid.bitWidth)]), \(g.inputBeats) beats per inference"
+            + (g.spatialInput ? "; the \(g.inputShape.map(String.init).joined(separator: "×")) map pixel by pixel, channels fastest." : "."),
         g.argmax
             ? "Output: the index of the largest of the \(g.units.last!.outputs) last accumulators (the lowest on ties), \(g.outputValueBits) bits zero-extended to \(g.outputDataBits); one beat per inference, tlast on each."
             : "Output: \(g.outputWords) accumulators per inference, one per beat, \(g.outputValueBits) bits sign-extended to \(g.outputDataBits); tlast on the last.",
@@ -127,13 +132,34 @@ func emitTop(_ g: HardwareGraph) -> String {
     }
     for u in g.units {
         v.line()
-        let inData = u.index == 0 ? (g.inputDataBits > inBits ? "s_axis_tdata_i[\(inBits - 1):0]" : "s_axis_tdata_i") : "l\(u.index - 1)_data"
+        var inData = u.index == 0 ? (g.inputDataBits > inBits ? "s_axis_tdata_i[\(inBits - 1):0]" : "s_axis_tdata_i") : "l\(u.index - 1)_data"
+        var inValid = u.index == 0 ? "s_axis_tvalid_i" : "l\(u.index - 1)_valid"
+        var inReady = u.index == 0 ? "s_axis_tready_o" : "l\(u.index - 1)_ready"
+        for pool in g.pools where pool.before == u.index {
+            // A max-pool between the previous stage and the unit.
+            let name = "p\(u.index)_\(pool.position)"
+            v.line("  wire \(range(pool.lanes * pool.grid.bitWidth)) \(name)_data;")
+            v.line("  wire \(name)_valid, \(name)_ready;")
+            v.line()
+            v.line("  \(pool.module) u_\(name) (")
+            v.line("    .clk_i      (clk_i),")
+            v.line("    .rst_ni     (rst_ni),")
+            v.line("    .in_data_i  (\(inData)),")
+            v.line("    .in_valid_i (\(inValid)),")
+            v.line("    .in_ready_o (\(inReady)),")
+            v.line("    .out_data_o (\(name)_data),")
+            v.line("    .out_valid_o(\(name)_valid),")
+            v.line("    .out_ready_i(\(name)_ready)")
+            v.line("  );")
+            v.line()
+            (inData, inValid, inReady) = ("\(name)_data", "\(name)_valid", "\(name)_ready")
+        }
         v.line("  \(u.module) u_l\(u.index) (")
         v.line("    .clk_i      (clk_i),")
         v.line("    .rst_ni     (rst_ni),")
         v.line("    .in_data_i  (\(inData)),")
-        v.line("    .in_valid_i (\(u.index == 0 ? "s_axis_tvalid_i" : "l\(u.index - 1)_valid")),")
-        v.line("    .in_ready_o (\(u.index == 0 ? "s_axis_tready_o" : "l\(u.index - 1)_ready")),")
+        v.line("    .in_valid_i (\(inValid)),")
+        v.line("    .in_ready_o (\(inReady)),")
         v.line("    .out_data_o (l\(u.index)_data),")
         v.line("    .out_valid_o(l\(u.index)_valid),")
         v.line("    .out_ready_i(l\(u.index)_ready)")

@@ -94,14 +94,15 @@ extension MatrixVectorUnit {
 /// ROMs, the PE × SIMD multiply-accumulate array, and the requantization of each lane.
 func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     let pe = u.folding.pe, simd = u.folding.simd, sf = u.synapseFold, nf = u.neuronFold
-    let xb = u.inputBits, win = u.inLanes, k = u.inputs
+    let xb = u.inputBits, win = u.inLanes, k = u.bankSize
     let sw = u.sumBits, ob = u.outputBits
     let ptrBits = indexBits(2 * k), sfBits = indexBits(sf), nfBits = indexBits(nf), waBits = indexBits(sf * nf)
     let layout = u.parameterLayout
     let hasParams = !layout.fields.isEmpty
     let signedness = u.inputGrid.signed ? "signed" : "unsigned"
     var header = [
-        "Layer \(u.index) (\(u.layerName)): dense \(u.inputs) → \(u.outputs), \(u.folding), \(u.cycles) cycles per input vector.",
+        u.window.map { w in "Layer \(u.index) (\(u.layerName)): convolution \(w.description) → \(u.outputs)×\(w.outHeight)×\(w.outWidth), K = \(u.inputs), \(u.folding), \(u.cycles) cycles per input map." }
+            ?? "Layer \(u.index) (\(u.layerName)): dense \(u.inputs) → \(u.outputs), \(u.folding), \(u.cycles) cycles per input vector.",
         "Inputs: \(xb)-bit \(signedness) codes, \(win) per beat; weights: \(u.weightBits)-bit signed; sum: \(sw) bits; accumulator: \(u.accBits) bits.",
     ]
     switch u.requantization {
@@ -124,8 +125,13 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     if case let .thresholds(levels, lists, _, _) = u.requantization, levels > 0, lists.contains(where: { !$0.isConstant }) { thresholdLoop = true }
     v.line("  integer l, s, p\(thresholdLoop ? ", i" : "");")
     v.line()
-    v.line("  // Input buffer: two banks of \(k) codes. The writer fills one bank, \(win) codes per beat, while")
-    v.line("  // the multiply-accumulate loop reads the other, \(simd) codes per cycle.")
+    if u.window == nil {
+        v.line("  // Input buffer: two banks of \(k) codes. The writer fills one bank, \(win) codes per beat, while")
+        v.line("  // the multiply-accumulate loop reads the other, \(simd) codes per cycle.")
+    } else {
+        v.line("  // Input buffer: two banks of one input map (\(k) codes, pixel by pixel, channels fastest). The writer")
+        v.line("  // fills one bank, \(win) codes per beat, while the sliding window reads the other, \(simd) codes per cycle.")
+    }
     v.line("  reg  \(range(xb)) buf_mem [0:\(2 * k - 1)];")
     v.line("  reg  \(range(ptrBits)) wr_ptr_q, wr_ptr_d;")
     v.line("  reg  wr_bank_q, wr_bank_d;")
@@ -144,7 +150,11 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line()
     v.line("  // Fold counters: sf = synapse fold (0..\(sf - 1)), nf = neuron fold (0..\(nf - 1)); one SIMD slice")
     v.line("  // against PE weight rows is issued per cycle while the pipeline may advance (step).")
-    v.line("  reg  \(range(ptrBits)) rd_ptr_q, rd_ptr_d;")
+    if let w = u.window {
+        declareWindowCounters(&v, w, simd: simd)
+    } else {
+        v.line("  reg  \(range(ptrBits)) rd_ptr_q, rd_ptr_d;")
+    }
     v.line("  reg  rd_bank_q, rd_bank_d;")
     v.line("  reg  \(range(sfBits)) sf_q, sf_d;")
     v.line("  reg  \(range(nfBits)) nf_q, nf_d;")
@@ -169,11 +179,16 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line("  assign out_data_o = out_q;")
     v.line("  assign out_valid_o = out_valid_q;")
     v.line()
+    if let w = u.window { emitWindowAddress(&v, w, simd: simd, ptrBits: ptrBits) }
     v.line("  always @(*) begin")
     v.line("    wr_ptr_d = wr_ptr_q;")
     v.line("    wr_bank_d = wr_bank_q;")
     v.line("    full_d = full_q;")
-    v.line("    rd_ptr_d = rd_ptr_q;")
+    if let w = u.window {
+        for name in windowCounterNames(w) { v.line("    \(name)_d = \(name)_q;") }
+    } else {
+        v.line("    rd_ptr_d = rd_ptr_q;")
+    }
     v.line("    rd_bank_d = rd_bank_q;")
     v.line("    sf_d = sf_q;")
     v.line("    nf_d = nf_q;")
@@ -185,21 +200,25 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line("        wr_bank_d = ~wr_bank_q;")
     v.line("      end")
     v.line("    end")
-    v.line("    if (issue) begin")
-    v.line("      sf_d = last_sf ? \(lit(sfBits, 0)) : sf_q + \(lit(sfBits, 1));")
-    v.line("      waddr_d = waddr_q + \(lit(waBits, 1));")
-    v.line("      rd_ptr_d = rd_ptr_q + \(lit(ptrBits, Int64(simd)));")
-    v.line("      if (last_sf) begin")
-    v.line("        nf_d = last_nf ? \(lit(nfBits, 0)) : nf_q + \(lit(nfBits, 1));")
-    v.line("        rd_ptr_d = rd_bank_q ? \(lit(ptrBits, Int64(k))) : \(lit(ptrBits, 0));")
-    v.line("        if (last_nf) begin  // the bank is consumed: free it, move to the other")
-    v.line("          full_d[rd_bank_q] = 1'b0;")
-    v.line("          rd_bank_d = ~rd_bank_q;")
-    v.line("          rd_ptr_d = rd_bank_q ? \(lit(ptrBits, 0)) : \(lit(ptrBits, Int64(k)));")
-    v.line("          waddr_d = \(lit(waBits, 0));")
-    v.line("        end")
-    v.line("      end")
-    v.line("    end")
+    if let w = u.window {
+        emitWindowSteps(&v, w, simd: simd, sfBits: sfBits, nfBits: nfBits, waBits: waBits)
+    } else {
+        v.line("    if (issue) begin")
+        v.line("      sf_d = last_sf ? \(lit(sfBits, 0)) : sf_q + \(lit(sfBits, 1));")
+        v.line("      waddr_d = waddr_q + \(lit(waBits, 1));")
+        v.line("      rd_ptr_d = rd_ptr_q + \(lit(ptrBits, Int64(simd)));")
+        v.line("      if (last_sf) begin")
+        v.line("        nf_d = last_nf ? \(lit(nfBits, 0)) : nf_q + \(lit(nfBits, 1));")
+        v.line("        rd_ptr_d = rd_bank_q ? \(lit(ptrBits, Int64(k))) : \(lit(ptrBits, 0));")
+        v.line("        if (last_nf) begin  // the bank is consumed: free it, move to the other")
+        v.line("          full_d[rd_bank_q] = 1'b0;")
+        v.line("          rd_bank_d = ~rd_bank_q;")
+        v.line("          rd_ptr_d = rd_bank_q ? \(lit(ptrBits, 0)) : \(lit(ptrBits, Int64(k)));")
+        v.line("          waddr_d = \(lit(waBits, 0));")
+        v.line("        end")
+        v.line("      end")
+        v.line("    end")
+    }
     v.line("  end")
     v.line()
     v.line("  always @(*) begin")
@@ -215,7 +234,11 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line("      last1_d = last_sf;")
     if hasParams { v.line("      nf1_d = nf_q;") }
     v.line("      for (s = 0; s < \(simd); s = s + 1) begin")
-    v.line("        x1_d[s * \(xb) +: \(xb)] = buf_mem[rd_ptr_q + s[\(ptrBits - 1):0]];")
+    if u.window != nil {
+        v.line("        x1_d[s * \(xb) +: \(xb)] = win_pad ? \(lit(xb, 0)) : buf_mem[win_addr + s[\(ptrBits - 1):0]];  // padding reads code 0")
+    } else {
+        v.line("        x1_d[s * \(xb) +: \(xb)] = buf_mem[rd_ptr_q + s[\(ptrBits - 1):0]];")
+    }
     v.line("      end")
     v.line("      v2_d = v1_q & last1_q;")
     v.line("    end")
@@ -227,7 +250,8 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line()
     v.line("  always @(posedge clk_i or negedge rst_ni) begin")
     v.line("    if (!rst_ni) begin")
-    let resets: [(String, Int)] = [("wr_ptr", ptrBits), ("wr_bank", 1), ("full", 2), ("rd_ptr", ptrBits), ("rd_bank", 1), ("sf", sfBits),
+    let readCounters: [(String, Int)] = u.window.map { windowCounters($0, simd: simd) } ?? [("rd_ptr", ptrBits)]
+    let resets: [(String, Int)] = [("wr_ptr", ptrBits), ("wr_bank", 1), ("full", 2)] + readCounters + [("rd_bank", 1), ("sf", sfBits),
                                    ("nf", nfBits), ("waddr", waBits), ("v1", 1), ("first1", 1), ("last1", 1)]
         + (hasParams ? [("nf1", nfBits)] : []) + [("x1", simd * xb), ("v2", 1), ("acc", pe * sw), ("fin", pe * sw), ("out", pe * ob), ("out_valid", 1)]
     for (name, bits) in resets { v.line("      \(name)_q <= \(lit(bits, 0));") }

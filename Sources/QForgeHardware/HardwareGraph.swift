@@ -39,7 +39,7 @@ public enum HardwareError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .unsupportedOp(layer, op):
-            return "layer \(layer): \(op) is not supported by the folded dataflow style yet (dense Gemm layers with Flatten only)"
+            return "layer \(layer): \(op) is not supported by the folded dataflow style (it takes dense and convolution layers, max-pool with stride = kernel, and flatten)"
         case let .folding(layer, problem): return "layer \(layer): \(problem)"
         case let .foldingCount(given, layers): return "the folding lists \(given) layers, the model has \(layers)"
         case let .gridMismatch(layer, problem): return "layer \(layer): \(problem)"
@@ -144,6 +144,10 @@ public struct MatrixVectorUnit: Equatable, Sendable {
     public var valueRange: ValueRange
     public var valueBits: Int
     public var requantization: RequantizationUnit
+    /// A convolution's window over the input map (nil: a dense layer). Then `inputs` is
+    /// K = kh·kw·C, `weights` columns are in window order, and each input map yields
+    /// `outputPixels` output vectors.
+    public var window: SlidingWindow?
     /// The grid the requantization produces: the output grid, or a lookup table's input grid.
     public var requantizedGrid: IntQuantGrid?
     /// A lookup-table activation after the requantization: the output code of every
@@ -156,8 +160,12 @@ public struct MatrixVectorUnit: Equatable, Sendable {
 
     public var synapseFold: Int { inputs / folding.simd }
     public var neuronFold: Int { outputs / folding.pe }
-    /// Cycles per input vector: K/SIMD × M/PE.
-    public var cycles: Int { synapseFold * neuronFold }
+    /// Cycles per inference: K/SIMD × M/PE per output vector (one per output pixel of a convolution).
+    public var cycles: Int { synapseFold * neuronFold * (window?.outputPixels ?? 1) }
+    /// Output words (PE codes each) per inference.
+    public var outputWordsPerInference: Int { neuronFold * (window?.outputPixels ?? 1) }
+    /// Codes of one bank of the input buffer: the input vector, or a convolution's input map.
+    public var bankSize: Int { window?.frame ?? inputs }
     public var inputBits: Int { inputGrid.bitWidth }
 
     /// Per-channel parameters that vary by channel: the fields of the parameter ROM, in order.
@@ -189,12 +197,17 @@ public struct HardwareGraph: Equatable, Sendable {
     public var inputShape: [Int]
     public var inputGrid: IntQuantGrid
     public var units: [MatrixVectorUnit]
+    /// Max-pool units, each in front of the unit `before`.
+    public var pools: [PoolUnit] = []
+    /// Codes per input beat.
+    public var inputLanes: Int
+    /// Whether the input is a feature map streamed pixel by pixel (HWC), not in model order.
+    public var spatialInput = false
     /// Whether the design ends in an argmax unit (one index per inference).
     public var argmax = false
 
     public var top: String { "\(prefix)_top" }
-    public var inputLanes: Int { units[0].folding.simd }
-    public var inputFeatures: Int { units[0].inputs }
+    public var inputFeatures: Int { inputShape.reduce(1, *) }
     public var inputBeats: Int { inputFeatures / inputLanes }
     public var inputDataBits: Int { roundUpToBytes(inputLanes * inputGrid.bitWidth) }
     /// Width of the serializer's beats: the last accumulators, sign-extended to whole bytes.
@@ -210,7 +223,7 @@ public struct HardwareGraph: Equatable, Sendable {
     public var expectedCyclesPerInference: Int {
         let last = units.last!
         let tail = last.neuronFold * max(last.synapseFold, last.folding.pe)
-        return ([inputBeats, tail] + units.dropLast().map(\.cycles)).max()!
+        return ([inputBeats, tail] + pools.map(\.inputBeats) + units.dropLast().map(\.cycles)).max()!
     }
 
     /// Cycles from the first input beat's handshake to the last output beat's handshake of an
@@ -218,10 +231,28 @@ public struct HardwareGraph: Equatable, Sendable {
     /// bank is full, issues its K/SIMD × M/PE slices, and its last output word reaches the
     /// next bank 3 cycles after the last issue (ROM read, multiply-accumulate, requantize);
     /// the serializer then emits the last layer's words.
+    ///
+    /// With pools and convolutions: `time(b)` is the cycle at which beat b of the current
+    /// stream is taken (input beat b at b); a unit starts one cycle after its bank's last beat
+    /// and delivers word w (pixel-major) at start + (w + 1)·K/SIMD + 2; a pool delivers each
+    /// output one cycle after the input that completes its window.
     public var expectedLatency: Int {
         let last = units.last!
-        var start = inputBeats  // the first unit's bank is full after the last input beat
-        for u in units.dropLast() { start += u.cycles + 3 }
+        var time: (Int) -> Int = { $0 }
+        var lastBeat = inputBeats - 1
+        var start = 0
+        for u in units {
+            for pool in pools where pool.before == u.index {
+                let previous = time
+                time = { j in previous(pool.completingBeat(j)) + 1 }
+                lastBeat = pool.outputBeats - 1
+            }
+            start = time(lastBeat) + 1  // the unit's bank is full after its last beat
+            if u.index == last.index { break }
+            let (s, sf) = (start, u.synapseFold)
+            time = { w in s + (w + 1) * sf + 2 }
+            lastBeat = u.outputWordsPerInference - 1
+        }
         let firstWord = start + last.synapseFold + 2
         // The argmax unit registers its index one cycle after the last accumulator.
         return firstWord + (last.neuronFold - 1) * max(last.synapseFold, last.folding.pe) + last.folding.pe + (argmax ? 1 : 0)
@@ -237,9 +268,10 @@ func unsignedBits(_ v: Int64) -> Int { max(1, 64 - UInt64(max(v, 0)).leadingZero
 func indexBits(_ count: Int) -> Int { unsignedBits(Int64(max(count - 1, 0))) }
 
 extension HardwareGraph {
-    /// Lowers a dense integer model to matrix-vector units with the given foldings (one per
-    /// layer; nil: `Folding.standard`). Flatten is free; max-pool, convolutions and models
-    /// whose layer grids do not chain are errors naming the layer. `argmax`: the design outputs
+    /// Lowers an integer model to matrix-vector units (dense or convolution) and max-pool units
+    /// with the given foldings (one per layer; nil: `Folding.standard`, over C for a
+    /// convolution). Flatten is free (dense columns are reordered to the stream's HWC order);
+    /// what the hardware lacks, and models whose layer grids do not chain, are errors naming the layer. `argmax`: the design outputs
     /// the index of the largest last accumulator instead of the accumulators.
     public init(_ model: IntegerModel, foldings: [Folding]? = nil, prefix: String = "qf", argmax: Bool = false) throws {
         guard !model.layers.isEmpty else { throw HardwareError.invalid("the integer model has no layers") }
@@ -247,43 +279,24 @@ extension HardwareGraph {
             throw HardwareError.invalid("module prefix '\(prefix)' must start with a letter and hold only letters, digits and _")
         }
         if let f = foldings, f.count != model.layers.count { throw HardwareError.foldingCount(given: f.count, layers: model.layers.count) }
-        var units: [MatrixVectorUnit] = []
-        for (i, layer) in model.layers.enumerated() {
-            for op in layer.codeOps {
-                if case let .maxPool(k, s, _) = op { throw HardwareError.unsupportedOp(layer: layer.name, op: "max-pool \(k)×\(k)/\(s)") }
-            }
-            if case let .conv(s, p) = layer.product.kind {
-                let shape = layer.product.weights.shape.map(String.init).joined(separator: "×")
-                throw HardwareError.unsupportedOp(layer: layer.name, op: "convolution \(shape) stride \(s) padding \(p)")
-            }
-            let isLast = i == model.layers.count - 1
-            if !isLast, layer.requantization == .output {
-                throw HardwareError.invalid("layer \(layer.name): only the last layer may emit raw accumulators")
-            }
-            if i > 0, let previous = model.layers[i - 1].output, previous.grid != layer.input.grid {
-                throw HardwareError.gridMismatch(layer: layer.name, problem: "reads \(layer.input.grid) but the previous layer writes \(previous.grid)")
-            }
-            let w = layer.product.weights
-            let folding = foldings?[i] ?? Folding.standard(inputs: w.shape[1], outputs: w.shape[0])
-            let inLanes = i == 0 ? folding.simd : units[i - 1].folding.pe
-            units.append(try MatrixVectorUnit(layer, index: i, isLast: isLast, folding: folding, inLanes: inLanes, prefix: prefix))
-        }
-        if units[0].inputs != model.inputShape.reduce(1, *) {
-            throw HardwareError.invalid("the model's input shape \(model.inputShape) has \(model.inputShape.reduce(1, *)) features, its first layer reads \(units[0].inputs)")
-        }
+        let lowered = try HardwareGraph.lower(model, foldings: foldings, prefix: prefix)
+        units = lowered.units
+        pools = lowered.pools
+        inputLanes = lowered.inputLanes
+        spatialInput = lowered.spatialInput
         self.prefix = prefix
         modelName = model.name
         inputShape = model.inputShape
         inputGrid = model.inputQuantizer.grid
-        self.units = units
         self.argmax = argmax
     }
 }
 
 extension MatrixVectorUnit {
-    init(_ layer: IntegerLayer, index: Int, isLast: Bool, folding: Folding, inLanes: Int, prefix: String) throws {
-        let w = layer.product.weights
-        precondition(w.rank == 2, "dense weights must be [M, K]")
+    /// `w`: the weights as [M, K] in the order the unit reads its inputs; `window`: a convolution's.
+    init(_ layer: IntegerLayer, index: Int, isLast: Bool, folding: Folding, inLanes: Int, prefix: String,
+         weights w: QTensor, window: SlidingWindow? = nil) throws {
+        precondition(w.rank == 2, "unit weights must be [M, K]")
         let (m, k) = (w.shape[0], w.shape[1])
         guard m > 0, k > 0 else { throw HardwareError.invalid("layer \(layer.name): empty weight matrix \(w.shape)") }
         guard folding.pe >= 1, folding.simd >= 1, m % folding.pe == 0, k % folding.simd == 0 else {
@@ -296,12 +309,14 @@ extension MatrixVectorUnit {
         outputs = m
         self.folding = folding
         self.inLanes = inLanes
+        self.window = window
         inputGrid = layer.input.grid
         weights = w.values
         weightBits = IntegerOps.signedBitsNeeded(min: Int64(w.values.min()!), max: Int64(w.values.max()!))
 
         let codes = Int32(inputGrid.minInt)...Int32(inputGrid.maxInt)
-        let sums = IntegerOps.accumulatorRanges(weight: w, inputs: codes)
+        // A padded window also reads code 0 (`IntegerOps.conv2d` pads with it).
+        let sums = IntegerOps.accumulatorRanges(weight: w, inputs: codes, zeroPadded: (window?.padding ?? 0) > 0)
         let biasValues = layer.product.bias ?? [Int64](repeating: 0, count: m)
         let sumRanges = sums.map { ValueRange($0.lowerBound, $0.upperBound) }
         let accRanges = sums.enumerated().map { c, r in ValueRange(r.lowerBound + biasValues[c], r.upperBound + biasValues[c]) }

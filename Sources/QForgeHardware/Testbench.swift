@@ -60,7 +60,12 @@ public struct TestVectors: Sendable {
         for n in 0..<count {
             for beat in 0..<g.inputBeats {
                 var w = BitWord()
-                for l in 0..<lanes { w.append(Int64(inputs.values[n * k + beat * lanes + l]), bits: b) }
+                for l in 0..<lanes {
+                    // A feature map streams pixel by pixel (HWC); the vectors hold the model's NCHW order.
+                    let q = beat * lanes + l
+                    let feature = g.spatialInput ? modelIndex(streamPosition: q, channels: g.inputShape[0], height: g.inputShape[1], width: g.inputShape[2]) : q
+                    w.append(Int64(inputs.values[n * k + feature]), bits: b)
+                }
                 w.append(0, bits: g.inputDataBits - lanes * b)
                 lines.append(w.hex)
             }

@@ -17,6 +17,20 @@ extension IntegerLayer {
         layer.droppedBits = droppedBits
         return layer.withRanges()
     }
+
+    /// A convolution over codes of `input` (weights [M, C, kh, kw], zero padding with code 0),
+    /// with its code ops (max-pool, flatten) applied to its input first; otherwise as `dense`.
+    public static func conv(name: String, input: CodeGrid, weights: QTensor, stride: Int = 1, padding: Int = 0, codeOps: [CodeOp] = [],
+                            accumulatorCap: AccumulatorCap? = nil, droppedBits: Int = 0, roundedBias: [Int64]? = nil,
+                            requantization: Requantization, output: CodeGrid?) -> IntegerLayer {
+        precondition(weights.rank == 4, "IntegerLayer.conv: weights \(weights.shape) must be [M, C, kh, kw]")
+        var layer = IntegerLayer(name: name, codeOps: codeOps, product: IntegerProduct(kind: .conv(stride: stride, padding: padding), weights: weights, bias: nil),
+                                 accumulatorRange: [], accumulatorBits: 0, accumulatorCap: accumulatorCap,
+                                 flipped: [Bool](repeating: false, count: weights.shape[0]), roundedBias: roundedBias, epilogue: [],
+                                 requantization: requantization, output: output, input: input)
+        layer.droppedBits = droppedBits
+        return layer.withRanges()
+    }
 }
 
 extension IntegerModel {

@@ -14,9 +14,12 @@ struct Compile: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compile a quantized or integer model into a folded dataflow design: Verilog, memory files, a self-checking testbench, test vectors and manifest.json.",
         discussion: """
-            Dense (Gemm) layers only for now. Each layer becomes a matrix-vector unit with PE output channels \
-            and SIMD inputs in parallel, taking K/SIMD × M/PE cycles per input vector. Default folding: per \
-            layer the largest divisor of M up to 8 as PE and of K up to 8 as SIMD. --fold takes a JSON file \
+            Dense (Gemm) and convolution layers, max-pool (stride = kernel) and flatten. Each layer becomes a \
+            matrix-vector unit with PE output channels and SIMD inputs in parallel, taking K/SIMD × M/PE cycles \
+            per input vector; a convolution reads K = kh·kw·C codes per output pixel through a sliding window \
+            over a buffered input map (SIMD must divide C), and feature maps stream pixel by pixel, channels \
+            fastest. Default folding: per layer the largest divisor of M up to 8 as PE and of K (C for a \
+            convolution) up to 8 as SIMD. --fold takes a JSON file \
             {"layers": [{"pe": 8, "simd": 16}, ...]} (or a bare list), or inline PExSIMD per layer: 8x16,4x8,1x4.
             The input stream carries the first layer's SIMD codes per beat; the output stream one accumulator \
             of the last layer per beat.
@@ -81,10 +84,12 @@ struct Compile: ParsableCommand {
         let design = HardwareDesign(graph, vectors: vectors, integerModel: integer)
         do { try design.write(to: out, force: force) } catch let e as HardwareError { throw CommandError("\(e)") }
         let rows = graph.units.map { u -> [String] in
-            [u.layerName, "\(u.inputs)→\(u.outputs)", "\(u.folding.pe)", "\(u.folding.simd)", "\(u.inputBits)", "\(u.weightBits)",
+            let pools = graph.pools.filter { $0.before == u.index }.map { "pool \($0.kernel)×\($0.kernel), " }.joined()
+            let product = u.window.map { "conv \($0.kernelHeight)×\($0.kernelWidth) \($0.channels)→\(u.outputs) @\($0.outHeight)×\($0.outWidth)" } ?? "\(u.inputs)→\(u.outputs)"
+            return [u.layerName, pools + product, "\(u.folding.pe)", "\(u.folding.simd)", "\(u.inputBits)", "\(u.weightBits)",
              "\(u.accBits)", u.requantization.name, "\(u.outputBits)", "\(u.cycles)"]
         }
-        printMarkdownTable([["layer", "dense", "PE", "SIMD", "in bits", "w bits", "acc bits", "requant", "out bits", "cycles"]] + rows)
+        printMarkdownTable([["layer", "product", "PE", "SIMD", "in bits", "w bits", "acc bits", "requant", "out bits", "cycles"]] + rows)
         print("input: \(graph.inputLanes) codes per beat, \(graph.inputBeats) beats per inference; output: "
               + (graph.argmax ? "the argmax of \(graph.units.last!.outputs) accumulators, \(graph.outputValueBits) bits" : "\(graph.outputWords) accumulators of \(graph.outputValueBits) bits"))
         print("expected: \(graph.expectedCyclesPerInference) cycles per inference, latency \(graph.expectedLatency) cycles")

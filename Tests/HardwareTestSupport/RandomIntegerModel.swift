@@ -49,83 +49,147 @@ public struct RandomIntegerModel {
         let first = input
         var layers: [IntegerLayer] = []
         for i in 0..<count {
-            let (k, m) = (sizes[i], sizes[i + 1])
-            let wbits = int(1...8)
-            let weights: [Int32] = (0..<(m * k)).map { _ in
-                if wbits == 1 { return chance(0.5) ? 1 : -1 }
-                let lo = -(1 << (wbits - 1)), hi = (1 << (wbits - 1)) - 1
-                return Int32(chance(0.1) ? (chance(0.5) ? lo : hi) : int(lo...hi))
-            }
-            let w = QTensor(shape: [m, k], values: weights)
-            let isLast = i == count - 1
-            let probe = IntegerLayer.dense(name: "probe", input: input, weights: w, requantization: .output, output: nil)
-            var cap: AccumulatorCap?
-            if chance(0.3), probe.accumulatorBits > 3 {
-                cap = AccumulatorCap(bits: max(2, probe.accumulatorBits - int(1...3)), overflow: chance(0.5) ? .wrap : .saturate)
-            }
-            let width = min(probe.accumulatorBits, cap?.bits ?? 64)
-            let dropped = chance(0.3) ? int(1...min(3, max(1, width - 1))) : 0
-            let name = "layers.\(i)"
-            if isLast {
-                layers.append(.dense(name: name, input: input, weights: w, accumulatorCap: cap, droppedBits: dropped, requantization: .output, output: nil))
-                break
-            }
-            let out = codeGrid()
-            // A lookup-table activation: requantize to a narrow grid, then a random table onto `out`.
-            let lookupInput: CodeGrid? = out.grid.bitWidth <= 8 && chance(lookupChance) ? { () -> CodeGrid in
-                var g = codeGrid()
-                while g.grid.bitWidth > 8 { g = codeGrid() }
-                return g
-            }() : nil
-            let target = lookupInput ?? out
-            // The range of the value the requantization sees (after cap and shift), for plausible parameters.
-            let lo = probe.accumulatorRange.map(\.lowerBound).min()!, hi = probe.accumulatorRange.map(\.upperBound).max()!
-            let capLo = cap.map { max(lo, $0.range.lowerBound) } ?? lo, capHi = cap.map { min(hi, $0.range.upperBound) } ?? hi
-            let vlo = capLo >> Int64(dropped), vhi = capHi >> Int64(dropped)
-            var requant: Requantization
-            var roundedBias: [Int64]?
-            if target.grid.bitWidth <= 8 && chance(0.5) {
-                let levels = target.grid.maxInt - target.grid.minInt
-                let lists = (0..<(chance(0.2) ? 1 : m)).map { _ -> [Int64] in
-                    (0..<levels).map { _ in Int64(int(Int(vlo) - 2...Int(vhi) + 2)) }.sorted()
-                }
-                let outBias = chance(0.8) ? Int64(target.grid.minInt) : Int64(target.grid.minInt + int(-2...2))
-                requant = .thresholds(MultiThreshold(thresholds: lists, outBias: outBias, grid: target.grid))
-            } else {
-                let perChannel = chance(0.6)
-                let n = perChannel ? m : 1
-                let span = max(1, Int(vhi - vlo))
-                let spanBits = 64 - UInt64(span).leadingZeroBitCount
-                var multipliers: [Int32] = [], shifts: [Int] = []
-                for _ in 0..<n {
-                    if chance(0.15) {
-                        multipliers.append(1)
-                        shifts.append(-int(1...3))
-                    } else {
-                        let mbits = int(1...16)
-                        multipliers.append(Int32(int(1...(1 << mbits) - 1)) * (chance(0.1) ? -1 : 1))
-                        shifts.append(max(0, mbits + spanBits - target.grid.bitWidth + int(-3...3)))
-                    }
-                }
-                let offsets = (0..<(perChannel && chance(0.5) ? m : 1)).map { _ in Int64(target.zeroPoint + int(-2...2)) }
-                // A ReLU floor: the zero point (the code of 0) or any code of the grid.
-                let lowest: Int64? = chance(0.4) ? (chance(0.5) ? Int64(target.zeroPoint) : Int64(int(target.grid.minInt...target.grid.maxInt))) : nil
-                requant = .multiplyShift(MultiplyShift(multipliers: multipliers, shifts: shifts, offsets: offsets, grid: target.grid, lowest: lowest))
-                if chance(0.6) { roundedBias = (0..<m).map { _ in Int64(int(-span...span)) } }
-            }
-            layers.append(.dense(name: name, input: input, weights: w, accumulatorCap: cap, droppedBits: dropped, roundedBias: roundedBias,
-                                 requantization: requant, output: out))
-            if let lookupInput {
-                // Entries for a window around the grid (codes beyond it take the end entries).
-                let lo = Int64(lookupInput.grid.minInt + int(-2...2))
-                let count = max(1, lookupInput.grid.maxInt - lookupInput.grid.minInt + 1 + int(-3...2))
-                let codes = (0..<count).map { _ in Int32(int(out.grid.minInt...out.grid.maxInt)) }
-                layers[layers.count - 1].lookup = CodeLookup(input: lookupInput, function: chance(0.5) ? .sigmoid : .tanh,
-                                                             table: LookupTable(lo: lo, codes: codes))
-            }
-            input = out
+            let w = weights([sizes[i + 1], sizes[i]])
+            let (layer, out) = layer(name: "layers.\(i)", input: input, weights: w, isLast: i == count - 1)
+            layers.append(layer)
+            if let out { input = out }
         }
         return IntegerModel(name: "random", input: first, shape: [sizes[0]], layers: layers)
+    }
+
+    /// A convolutional model over a C × H × W input (C ≤ `maxChannels`, sides 3…`maxSide`):
+    /// 0…2 convolutions (kernels 1…3, possibly non-square, stride 1 or 2, padding 0 or 1, 1…`maxChannels`
+    /// output channels), max-pools (2×2 or 3×3, stride = kernel, padding 0 or 1) in front of
+    /// some layers, then flatten, an optional hidden dense layer and the last dense layer
+    /// (1…`maxDense` outputs). Requantization, caps and widths as `model`.
+    public mutating func convModel(maxChannels: Int = 6, maxSide: Int = 8, maxDense: Int = 12) -> IntegerModel {
+        var (c, h, w) = (int(1...maxChannels), int(3...maxSide), int(3...maxSide))
+        let shape = [c, h, w]
+        var input = codeGrid()
+        let first = input
+        var layers: [IntegerLayer] = []
+        var ops: [CodeOp] = []
+        func pool() {
+            guard h >= 2, w >= 2 else { return }
+            let k = int(2...min(3, h, w)), p = chance(0.3) ? 1 : 0
+            ops.append(.maxPool(kernel: k, stride: k, padding: p))
+            (h, w) = ((h + 2 * p - k) / k + 1, (w + 2 * p - k) / k + 1)
+        }
+        let convs = int(0...2)
+        if convs == 0 || chance(0.2) { pool() }
+        for i in 0..<convs {
+            let p = int(0...1)
+            let kh = int(1...min(3, h + 2 * p)), kw = int(1...min(3, w + 2 * p))
+            let s = chance(0.25) ? 2 : 1
+            let m = int(1...maxChannels)
+            let (layer, out) = layer(name: "conv\(i)", input: input, weights: weights([m, c, kh, kw]), conv: (s, p), codeOps: ops, isLast: false)
+            layers.append(layer)
+            input = out!
+            ops = []
+            (c, h, w) = (m, (h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1)
+            if chance(0.5) { pool() }
+        }
+        ops.append(.flatten)
+        let hidden = chance(0.5)
+        var k = c * h * w
+        for i in 0...(hidden ? 1 : 0) {
+            let m = int(1...maxDense)
+            let (layer, out) = layer(name: "fc\(i)", input: input, weights: weights([m, k]), codeOps: ops, isLast: i == (hidden ? 1 : 0))
+            layers.append(layer)
+            ops = []
+            k = m
+            if let out { input = out }
+        }
+        return IntegerModel(name: "random-cnn", input: first, shape: shape, layers: layers)
+    }
+
+    /// Random weight codes of `shape`, 1…8 bits (±1 for one bit), the extremes more often.
+    mutating func weights(_ shape: [Int]) -> QTensor {
+        let wbits = int(1...8)
+        let weights: [Int32] = (0..<shape.reduce(1, *)).map { _ in
+            if wbits == 1 { return chance(0.5) ? 1 : -1 }
+            let lo = -(1 << (wbits - 1)), hi = (1 << (wbits - 1)) - 1
+            return Int32(chance(0.1) ? (chance(0.5) ? lo : hi) : int(lo...hi))
+        }
+        return QTensor(shape: shape, values: weights)
+    }
+
+    /// A layer of weights `w` over `input` (dense, or a convolution of stride and padding `conv`)
+    /// with a random cap, dropped bits and requantization onto a random grid (returned; nil for
+    /// the last layer), sometimes through a lookup table.
+    mutating func layer(name: String, input: CodeGrid, weights w: QTensor, conv: (stride: Int, padding: Int)? = nil, codeOps: [CodeOp] = [],
+                        isLast: Bool) -> (IntegerLayer, CodeGrid?) {
+        let m = w.shape[0]
+        func make(_ cap: AccumulatorCap?, _ dropped: Int, _ roundedBias: [Int64]?, _ requant: Requantization, _ out: CodeGrid?) -> IntegerLayer {
+            if let conv {
+                return .conv(name: name, input: input, weights: w, stride: conv.stride, padding: conv.padding, codeOps: codeOps, accumulatorCap: cap,
+                             droppedBits: dropped, roundedBias: roundedBias, requantization: requant, output: out)
+            }
+            var l = IntegerLayer.dense(name: name, input: input, weights: w, accumulatorCap: cap, droppedBits: dropped, roundedBias: roundedBias,
+                                       requantization: requant, output: out)
+            l.codeOps = codeOps
+            return l
+        }
+        let probe = make(nil, 0, nil, .output, nil)
+        var cap: AccumulatorCap?
+        if chance(0.3), probe.accumulatorBits > 3 {
+            cap = AccumulatorCap(bits: max(2, probe.accumulatorBits - int(1...3)), overflow: chance(0.5) ? .wrap : .saturate)
+        }
+        let width = min(probe.accumulatorBits, cap?.bits ?? 64)
+        let dropped = chance(0.3) ? int(1...min(3, max(1, width - 1))) : 0
+        if isLast { return (make(cap, dropped, nil, .output, nil), nil) }
+        let out = codeGrid()
+        // A lookup-table activation: requantize to a narrow grid, then a random table onto `out`.
+        let lookupInput: CodeGrid? = out.grid.bitWidth <= 8 && chance(lookupChance) ? { () -> CodeGrid in
+            var g = codeGrid()
+            while g.grid.bitWidth > 8 { g = codeGrid() }
+            return g
+        }() : nil
+        let target = lookupInput ?? out
+        // The range of the value the requantization sees (after cap and shift), for plausible parameters.
+        let lo = probe.accumulatorRange.map(\.lowerBound).min()!, hi = probe.accumulatorRange.map(\.upperBound).max()!
+        let capLo = cap.map { max(lo, $0.range.lowerBound) } ?? lo, capHi = cap.map { min(hi, $0.range.upperBound) } ?? hi
+        let vlo = capLo >> Int64(dropped), vhi = capHi >> Int64(dropped)
+        var requant: Requantization
+        var roundedBias: [Int64]?
+        if target.grid.bitWidth <= 8 && chance(0.5) {
+            let levels = target.grid.maxInt - target.grid.minInt
+            let lists = (0..<(chance(0.2) ? 1 : m)).map { _ -> [Int64] in
+                (0..<levels).map { _ in Int64(int(Int(vlo) - 2...Int(vhi) + 2)) }.sorted()
+            }
+            let outBias = chance(0.8) ? Int64(target.grid.minInt) : Int64(target.grid.minInt + int(-2...2))
+            requant = .thresholds(MultiThreshold(thresholds: lists, outBias: outBias, grid: target.grid))
+        } else {
+            let perChannel = chance(0.6)
+            let n = perChannel ? m : 1
+            let span = max(1, Int(vhi - vlo))
+            let spanBits = 64 - UInt64(span).leadingZeroBitCount
+            var multipliers: [Int32] = [], shifts: [Int] = []
+            for _ in 0..<n {
+                if chance(0.15) {
+                    multipliers.append(1)
+                    shifts.append(-int(1...3))
+                } else {
+                    let mbits = int(1...16)
+                    multipliers.append(Int32(int(1...(1 << mbits) - 1)) * (chance(0.1) ? -1 : 1))
+                    shifts.append(max(0, mbits + spanBits - target.grid.bitWidth + int(-3...3)))
+                }
+            }
+            let offsets = (0..<(perChannel && chance(0.5) ? m : 1)).map { _ in Int64(target.zeroPoint + int(-2...2)) }
+            // A ReLU floor: the zero point (the code of 0) or any code of the grid.
+            let lowest: Int64? = chance(0.4) ? (chance(0.5) ? Int64(target.zeroPoint) : Int64(int(target.grid.minInt...target.grid.maxInt))) : nil
+            requant = .multiplyShift(MultiplyShift(multipliers: multipliers, shifts: shifts, offsets: offsets, grid: target.grid, lowest: lowest))
+            if chance(0.6) { roundedBias = (0..<m).map { _ in Int64(int(-span...span)) } }
+        }
+        var layer = make(cap, dropped, roundedBias, requant, out)
+        if let lookupInput {
+            // Entries for a window around the grid (codes beyond it take the end entries).
+            let lo = Int64(lookupInput.grid.minInt + int(-2...2))
+            let count = max(1, lookupInput.grid.maxInt - lookupInput.grid.minInt + 1 + int(-3...2))
+            let codes = (0..<count).map { _ in Int32(int(out.grid.minInt...out.grid.maxInt)) }
+            layer.lookup = CodeLookup(input: lookupInput, function: chance(0.5) ? .sigmoid : .tanh, table: LookupTable(lo: lo, codes: codes))
+        }
+        return (layer, out)
     }
 }
 

@@ -81,7 +81,73 @@ final class RandomModelSimulationTests: XCTestCase {
         }
     }
 
-    /// PE = SIMD = 1, everything parallel, and a random divisor pair per layer.
+    /// Random convolutional models (convolutions with padding and stride, max-pools, flatten,
+    /// dense layers) at three foldings each, linted and simulated in Verilator with random
+    /// stalls: every output word bit-exact, cycles per inference and latency as the manifest
+    /// says. `QFORGE_HW_CONV_MODELS` sets the number of models (default 3).
+    func testRandomConvModelsAreBitExactAndOnTime() throws {
+        try requireSimulators([.verilator])
+        let models = Int(environment["QFORGE_HW_CONV_MODELS"] ?? "") ?? 3
+        let firstSeed = UInt64(environment["QFORGE_HW_SEED"] ?? "") ?? 100
+        let dir = try TemporaryDirectory()
+        for seed in (firstSeed + 2000)..<(firstSeed + 2000 + UInt64(models)) {
+            var generator = RandomIntegerModel(seed: seed)
+            let model = generator.convModel()
+            let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 10, seed: seed), source: "random")
+            for (f, folding) in foldings(model, seed: seed).enumerated() {
+                let label = "conv seed \(seed), folding \(folding.map(\.description).joined(separator: "; "))"
+                let graph = try HardwareGraph(model, foldings: folding)
+                let path = dir.file("c\(seed)-f\(f)")
+                try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
+                keep(path, as: "c\(seed)-f\(f)")
+                XCTAssertEqual(try lint(directory: path).map(\.description), [], "lint, \(label)")
+                let r = try simulate(directory: path, simulator: .verilator, options: SimulationOptions(seed: Int(seed), quickBuild: true)).report
+                XCTAssertEqual(r.failed, 0, "\(label): \(r.failures.prefix(5))")
+                XCTAssertEqual(r.passed, vectors.count, label)
+                XCTAssertEqual(r.cyclesPerInference, graph.expectedCyclesPerInference, "\(label): cycles per inference")
+                XCTAssertEqual(r.latency, graph.expectedLatency, "\(label): latency")
+            }
+        }
+    }
+
+    /// Many small random convolutional models, one folding each, linted by Verilator and
+    /// simulated in Icarus. `QFORGE_HW_SMALL_CONV_MODELS` sets the number (default 20).
+    func testManySmallRandomConvModelsAreBitExactAndOnTime() throws {
+        try requireSimulators([.icarus])
+        let lints = Tool.verilator.isAvailable()
+        let models = Int(environment["QFORGE_HW_SMALL_CONV_MODELS"] ?? "") ?? 20
+        let firstSeed = UInt64(environment["QFORGE_HW_SEED"] ?? "") ?? 100
+        let dir = try TemporaryDirectory()
+        for seed in (firstSeed + 3000)..<(firstSeed + 3000 + UInt64(models)) {
+            var generator = RandomIntegerModel(seed: seed)
+            let model = generator.convModel(maxChannels: 4, maxSide: 6, maxDense: 8)
+            let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 6, seed: seed), source: "random")
+            let all = foldings(model, seed: seed)
+            let folding = all[Int(seed % UInt64(all.count))]
+            let argmax = seed % 4 == 0
+            let label = "conv seed \(seed), folding \(folding.map(\.description).joined(separator: "; "))\(argmax ? ", argmax" : "")"
+            let graph = try HardwareGraph(model, foldings: folding, argmax: argmax)
+            let path = dir.file("c\(seed)")
+            try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
+            keep(path, as: "c\(seed)")
+            if lints { XCTAssertEqual(try lint(directory: path).map(\.description), [], "lint, \(label)") }
+            let r = try simulate(directory: path, simulator: .icarus, options: SimulationOptions(seed: Int(seed))).report
+            XCTAssertEqual(r.failed, 0, "\(label): \(r.failures.prefix(5))")
+            XCTAssertEqual(r.passed, vectors.count, label)
+            XCTAssertEqual(r.cyclesPerInference, graph.expectedCyclesPerInference, "\(label): cycles per inference")
+            XCTAssertEqual(r.latency, graph.expectedLatency, "\(label): latency")
+        }
+    }
+
+    /// With `QFORGE_HW_KEEP=DIR`, a copy of the design (to debug a failure).
+    func keep(_ path: String, as name: String) {
+        guard let keep = environment["QFORGE_HW_KEEP"] else { return }
+        try? FileManager.default.createDirectory(atPath: keep, withIntermediateDirectories: true)
+        try? FileManager.default.copyItem(atPath: path, toPath: (keep as NSString).appendingPathComponent(name))
+    }
+
+    /// PE = SIMD = 1, everything parallel, and a random divisor pair per layer (SIMD over the
+    /// input channels of a convolution).
     func foldings(_ model: IntegerModel, seed: UInt64) -> [[Folding]] {
         var rng = SeededRandom(seed: seed &* 31)
         func divisor(_ n: Int) -> Int {

@@ -35,4 +35,23 @@ final class SynthesisTests: XCTestCase {
             XCTAssertEqual(summary.warnings, [], name)
         }
     }
+
+    /// A convolutional design (sliding window with padding, max-pool unit, flatten, dense)
+    /// synthesizes without warnings.
+    func testConvolutionalDesignSynthesizes() throws {
+        try requireResource(Tool.yosys.isAvailable(), "yosys not found (Debian package yosys)")
+        let dir = try TemporaryDirectory()
+        var generator = RandomIntegerModel(seed: 11)
+        var model = generator.convModel(maxChannels: 3, maxSide: 5, maxDense: 4)
+        while !model.layers.contains(where: { $0.product.kind != .gemm }) || !model.layers.contains(where: { !$0.codeOps.filter { $0 != .flatten }.isEmpty }) {
+            model = generator.convModel(maxChannels: 3, maxSide: 5, maxDense: 4)  // one with a convolution and a pool
+        }
+        let graph = try HardwareGraph(model)
+        let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 2, seed: 1), source: "random")
+        let path = dir.file("conv")
+        try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
+        let summary = try synthesize(directory: path)
+        XCTAssertGreaterThan(summary.cells, 0)
+        XCTAssertEqual(summary.warnings, [])
+    }
 }

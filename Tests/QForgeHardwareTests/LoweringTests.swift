@@ -50,13 +50,13 @@ final class LoweringTests: XCTestCase {
         var m = smallDenseModel()
         m.layers[1].codeOps = [.maxPool(kernel: 2, stride: 2, padding: 0)]
         XCTAssertThrowsError(try HardwareGraph(m)) { e in
-            XCTAssertEqual("\(e)", "layer fc1: max-pool 2×2/2 is not supported by the folded dataflow style yet (dense Gemm layers with Flatten only)")
+            XCTAssertEqual("\(e)", "layer fc1: max-pool 2×2/2 on a flat vector (it needs a feature map) is not supported by the folded dataflow style (it takes dense and convolution layers, max-pool with stride = kernel, and flatten)")
         }
         m = smallDenseModel()
         m.layers[0].product.kind = .conv(stride: 1, padding: 0)
         m.layers[0].product.weights = QTensor(shape: [6, 1, 2, 2], values: m.layers[0].product.weights.values)
         XCTAssertThrowsError(try HardwareGraph(m)) { e in
-            XCTAssertTrue("\(e)".hasPrefix("layer fc0: convolution 6×1×2×2 stride 1 padding 0 is not supported"), "\(e)")
+            XCTAssertTrue("\(e)".hasPrefix("layer fc0: convolution of a flat vector (it needs a feature map) is not supported"), "\(e)")
         }
         m = smallDenseModel()
         m.layers[0].codeOps = [.flatten]  // free

@@ -272,7 +272,7 @@ func emitPool(_ p: PoolUnit) -> String {
     v.line("  reg  \(range(l * b)) out_q, out_d;")
     v.line("  reg  out_valid_q, out_valid_d;")
     v.line("  reg  \(range(l * b)) max_mem [0:\(depth - 1)];  // running maxima of the current window row")
-    v.line("  wire in_fire, inside, first, last, last_grp, last_col, last_row;")
+    v.line("  wire in_fire, in_window, first, last, last_grp, last_col, last_row;")
     v.line("  wire \(range(addrBits)) addr;")
     v.line("  reg  \(range(l * b)) running, merged;")
     v.line("  reg  \(signedness)\(range(b)) a, m;")
@@ -287,7 +287,7 @@ func emitPool(_ p: PoolUnit) -> String {
     var insideTerms: [String] = []
     if oxMax >= wo { insideTerms.append("(ox_q < \(lit(oxBits, Int64(wo))))") }
     if oyMax >= ho { insideTerms.append("(oy_q < \(lit(oyBits, Int64(ho))))") }
-    v.line("  assign inside = \(insideTerms.isEmpty ? "1'b1" : insideTerms.joined(separator: " & "));")
+    v.line("  assign in_window = \(insideTerms.isEmpty ? "1'b1" : insideTerms.joined(separator: " & "));")
     let firstCol = p.padding == 0 ? "(kx_q == \(lit(kBits, 0)))" : "((kx_q == \(lit(kBits, 0))) | (col_q == \(lit(xBits, 0))))"
     let firstRow = p.padding == 0 ? "(ky_q == \(lit(kBits, 0)))" : "((ky_q == \(lit(kBits, 0))) | (row_q == \(lit(yBits, 0))))"
     v.line("  assign first = \(firstCol) & \(firstRow);")
@@ -314,7 +314,7 @@ func emitPool(_ p: PoolUnit) -> String {
     }
     v.line()
     v.line("  always @(posedge clk_i) begin")
-    v.line("    if (in_fire & inside) max_mem[addr[\(aBits - 1):0]] <= merged;")
+    v.line("    if (in_fire & in_window) max_mem[addr[\(aBits - 1):0]] <= merged;")
     v.line("  end")
     v.line()
     v.line("  always @(*) begin")
@@ -328,7 +328,7 @@ func emitPool(_ p: PoolUnit) -> String {
     v.line("    out_d = out_q;")
     v.line("    out_valid_d = out_valid_q & ~out_ready_i;")
     v.line("    if (in_fire) begin")
-    v.line("      if (inside & last) begin")
+    v.line("      if (in_window & last) begin")
     v.line("        out_d = merged;")
     v.line("        out_valid_d = 1'b1;")
     v.line("      end")

@@ -242,7 +242,7 @@ func emitPool(_ p: PoolUnit) -> String {
     let oxMax = (p.width - 1 + p.padding) / k, oyMax = (p.height - 1 + p.padding) / k
     let oxBits = indexBits(oxMax + 1), oyBits = indexBits(oyMax + 1)
     let depth = wo * g, aBits = indexBits(depth)
-    let addrBits = max(aBits, unsignedBits(Int64(oxMax * g + g - 1)))
+    let addrBits = max(aBits, unsignedBits(Int64(oxMax * g + g - 1)), unsignedBits(Int64(g)))
     let signedness = p.grid.signed ? "signed " : ""
     var v = VerilogText(header: [
         "Layer \(p.before) (\(p.layerName)): max-pool \(k)×\(k) stride \(p.stride) padding \(p.padding), \(p.channels)×\(p.height)×\(p.width) → \(p.channels)×\(ho)×\(wo).",

@@ -90,6 +90,10 @@ public struct TestVectors: Sendable {
 func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int) -> String {
     let ib = g.inputDataBits, ob = g.outputDataBits, beats = g.inputBeats, words = g.outputWords
     let timeout = 20 * (g.expectedLatency + 2 * g.expectedCyclesPerInference) + 10_000
+    // A max-pool that drops trailing rows or columns sends its last output before the input's
+    // last beats (and the units before it keep working on them): the timing burst then waits
+    // until every input beat is taken and `Drain` more cycles, so that it enters an empty design.
+    let drains = g.pools.contains { $0.completingBeat($0.outputBeats - 1) != $0.inputBeats - 1 }
     var v = VerilogText(header: [
         "Self-checking testbench of \(g.top): random stalls on both streams, every output word checked.",
         "Plusargs: +samples=N (default all \(vectors)), +seed=S, +stall=PERCENT (default 30). Ends with \"N passed, M failed\".",
@@ -103,6 +107,7 @@ func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int) -> Stri
     v.line("  localparam integer ExpectedLatency = \(g.expectedLatency);")
     v.line("  localparam integer ExpectedInterval = \(g.expectedCyclesPerInference);")
     v.line("  localparam integer Timeout = \(timeout);")
+    if drains { v.line("  localparam integer Drain = \(g.expectedLatency);") }
     v.line()
     v.line("  reg clk = 1'b0;")
     v.line("  always #5 clk = ~clk;")
@@ -141,7 +146,7 @@ func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int) -> Stri
     v.line()
     v.line("  integer samples, seed, stall, phase, cycle, idle;")
     v.line("  integer in_next, in_total, in_taken, out_count, out_total, word, sample;")
-    v.line("  integer passed, failed, timing_failed, reports, first_in, previous_done, latency, interval;")
+    v.line("  integer passed, failed, timing_failed, reports, first_in, previous_done, latency, interval\(drains ? ", drain" : "");")
     v.line("  reg [31:0] rng_in, rng_out;")
     v.line("  reg sample_bad;")
     v.line("  reg [\(ob - 1):0] expected;")
@@ -173,6 +178,7 @@ func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int) -> Stri
     v.line("    latency = 0;")
     v.line("    interval = 0;")
     v.line("    sample_bad = 1'b0;")
+    if drains { v.line("    drain = 0;") }
     v.line("  end")
     v.line()
     v.line("  // Phase 0: all samples with random stalls. Phase 1: a burst of TimingSamples without stalls")
@@ -228,7 +234,12 @@ func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int) -> Stri
     v.line("      end")
     v.line("      rng_out = xorshift(rng_out);")
     v.line("      m_ready <= phase == 1 || rng_out % 100 >= stall;")
-    v.line("      if (out_count == out_total) begin")
+    if drains {
+        v.line("      if (out_count == out_total && in_taken == in_total) drain = drain + 1;")
+        v.line("      if (out_count == out_total && in_taken == in_total && (phase == 1 || drain > Drain)) begin")
+    } else {
+        v.line("      if (out_count == out_total) begin")
+    }
     v.line("        if (phase == 0) begin")
     v.line("          phase = 1;")
     v.line("          in_next = 0;")

@@ -42,9 +42,9 @@ final class SynthesisTests: XCTestCase {
         try requireResource(Tool.yosys.isAvailable(), "yosys not found (Debian package yosys)")
         let dir = try TemporaryDirectory()
         var generator = RandomIntegerModel(seed: 11)
-        var model = generator.convModel(maxChannels: 3, maxSide: 5, maxDense: 4)
+        var model = generator.convModel(maxChannels: 2, maxSide: 4, maxDense: 2)
         while !model.layers.contains(where: { $0.product.kind != .gemm }) || !model.layers.contains(where: { !$0.codeOps.filter { $0 != .flatten }.isEmpty }) {
-            model = generator.convModel(maxChannels: 3, maxSide: 5, maxDense: 4)  // one with a convolution and a pool
+            model = generator.convModel(maxChannels: 2, maxSide: 4, maxDense: 2)  // one with a convolution and a pool
         }
         let graph = try HardwareGraph(model)
         let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 2, seed: 1), source: "random")

@@ -89,6 +89,22 @@ struct LayerPlan: Sendable {
         return Fused(weights: probe.packed(), direct: direct, bound: bound, epilogue: epilogue)
     }
 
+    /// How the layer runs, for benchmarks' reports: "fused Int16 direct conv", "fused Int16
+    /// gemm", … or "definition (float32|int64|int16 path)".
+    var summary: String {
+        guard let fused else {
+            let bound = Int64(Swift.max(abs(layer.input.grid.minInt), abs(layer.input.grid.maxInt)))
+            let path = IntegerOps.productPath(weight: PackedWeights(layer.product.weights, pack: false), maxAbsInput: bound)
+            return "\(layer.name): definition (\(path) path)"
+        }
+        let kind: String
+        switch layer.product.kind {
+        case .gemm: kind = "gemm"
+        case .conv: kind = fused.direct != nil ? "direct conv" : "im2col conv"
+        }
+        return "\(layer.name): fused Int16 \(kind)"
+    }
+
     /// The layer's output for input codes x: its codes, or (last) its accumulators.
     func run(_ x: QTensor) -> (codes: QTensor?, accumulators: AccTensor?) {
         guard let fused else {

@@ -112,9 +112,47 @@ QF_VNNI void qf_uint8_direct_vnni(const int8_t *a, long lda, long rows, const ui
     }
 }
 
+/// Rows r…r+5 × `np` panels on bytes (the activations' quad broadcast, unsigned; the weights'
+/// panel vector, signed).
+QF_INLINE QF_VNNI void byte_gemm_tile(const uint8_t *a, long lda, const int8_t *b, long panel_stride, long quads,
+                                      int32_t *c, long ldc, const int np) {
+    __m512i acc[6][4];
+    for (int r = 0; r < 6; r++)
+        for (int j = 0; j < np; j++) acc[r][j] = _mm512_setzero_si512();
+    for (long q = 0; q < quads; q++) {
+        __m512i w[4];
+        for (int j = 0; j < np; j++) w[j] = _mm512_loadu_si512((const void *)(b + j * panel_stride + 64 * q));
+        for (int r = 0; r < 6; r++) {
+            int32_t quad;
+            memcpy(&quad, a + r * lda + 4 * q, sizeof quad);
+            const __m512i x = _mm512_set1_epi32(quad);
+            for (int j = 0; j < np; j++) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], x, w[j]);
+        }
+    }
+    for (int r = 0; r < 6; r++)
+        for (int j = 0; j < np; j++) _mm512_storeu_si512((void *)(c + r * ldc + 16 * j), acc[r][j]);
+}
+
+QF_VNNI void qf_uint8_gemm_vnni(const uint8_t *a, long lda, long rows, const int8_t *b, long panels, long quads,
+                                int32_t *c, long ldc) {
+    const long panel_stride = quads * 64;
+    for (long r = 0; r < rows; r += 6) {
+        long p = 0;
+        for (; p + 4 <= panels; p += 4) byte_gemm_tile(a + r * lda, lda, b + p * panel_stride, panel_stride, quads, c + r * ldc + p * 16, ldc, 4);
+        for (; p + 2 <= panels; p += 2) byte_gemm_tile(a + r * lda, lda, b + p * panel_stride, panel_stride, quads, c + r * ldc + p * 16, ldc, 2);
+        for (; p < panels; p++) byte_gemm_tile(a + r * lda, lda, b + p * panel_stride, panel_stride, quads, c + r * ldc + p * 16, ldc, 1);
+    }
+}
+
 #else
 
 int qf_cpu_has_avx512_vnni(void) { return 0; }
+
+void qf_uint8_gemm_vnni(const uint8_t *a, long lda, long rows, const int8_t *b, long panels, long quads,
+                        int32_t *c, long ldc) {
+    (void)a; (void)lda; (void)rows; (void)b; (void)panels; (void)quads; (void)c; (void)ldc;
+    abort();
+}
 
 void qf_uint8_direct_vnni(const int8_t *a, long lda, long rows, const uint8_t *image, const int32_t *offsets,
                           long positions, long quads, int32_t *c, long ldc) {

@@ -54,6 +54,8 @@ struct LayerPlan: Sendable {
         /// product (`qf_uint8_direct_vnni`, four products per lane), used when `int16Kernel` is
         /// `vnni512`. Exact under the fused form's own condition (sums with bias fit Int32).
         let byteDirect: DirectConvWeights?
+        /// For Gemm layers under the same conditions: the byte panels (`qf_uint8_gemm_vnni`).
+        let byteGemm: [Int8]?
         /// The input bound the path was chosen for (as `accumulate` passes it).
         let bound: Int64
         let epilogue: Int32Epilogue
@@ -86,16 +88,20 @@ struct LayerPlan: Sendable {
         let biasBound = layer.product.bias?.map(\.magnitude).max() ?? 0
         guard sums >= 0, UInt64(sums) + biasBound <= UInt64(Int32.max - 1) else { return nil }
         guard let epilogue = Int32Epilogue(layer, last: last) else { return nil }
-        var direct: DirectConvWeights?, byteDirect: DirectConvWeights?
-        if case .conv(1, _) = layer.product.kind {
+        var direct: DirectConvWeights?, byteDirect: DirectConvWeights?, byteGemm: [Int8]?
+        let bytes = IntegerOps.availableInt16Kernels.contains(.vnni512) && layer.input.grid.minInt >= 0 && layer.input.grid.maxInt <= 255
+            && DirectConvWeights.fitsBytes(weight)
+        switch layer.product.kind {
+        case .conv(1, _):
             let d = DirectConvWeights(weight)
             if d.bounds.int16Chunk(maxAbsInput: bound) != nil { direct = d }
-            if IntegerOps.availableInt16Kernels.contains(.vnni512), layer.input.grid.minInt >= 0, layer.input.grid.maxInt <= 255,
-               DirectConvWeights.fitsBytes(weight) {
-                byteDirect = DirectConvWeights(weight, lanes: 4)
-            }
+            if bytes { byteDirect = DirectConvWeights(weight, lanes: 4) }
+        case .gemm:
+            if bytes { byteGemm = probe.bytePanels() }
+        default:
+            break
         }
-        return Fused(weights: probe.packed(), direct: direct, byteDirect: byteDirect, bound: bound, epilogue: epilogue)
+        return Fused(weights: probe.packed(), direct: direct, byteDirect: byteDirect, byteGemm: byteGemm, bound: bound, epilogue: epilogue)
     }
 
     /// How the layer runs, for benchmarks' reports: "fused Int16 direct conv", "fused Int16
@@ -108,7 +114,7 @@ struct LayerPlan: Sendable {
         }
         let kind: String
         switch layer.product.kind {
-        case .gemm: kind = "gemm"
+        case .gemm: kind = IntegerOps.int16Kernel == .vnni512 && fused.byteGemm != nil ? "gemm on bytes (VNNI)" : "gemm"
         case .conv:
             kind = IntegerOps.int16Kernel == .vnni512 && fused.byteDirect != nil ? "direct conv on bytes (VNNI)"
                 : fused.direct != nil ? "direct conv" : "im2col conv"
@@ -151,7 +157,8 @@ struct LayerPlan: Sendable {
             return g.values.withUnsafeBufferPointer { xp in
                 output(count: n * m, shape: [n, m]) { codes, accumulators in
                     guard n > 0 else { return }
-                    IntegerKernels.int16MatmulBlocks(xp.baseAddress!, n: n, weights: weights, chunk: chunk) { r0, rows, c, ldc in
+                    let bytes = IntegerOps.int16Kernel == .vnni512 ? fused.byteGemm : nil
+                    IntegerKernels.int16MatmulBlocks(xp.baseAddress!, n: n, weights: weights, bytes: bytes, chunk: chunk) { r0, rows, c, ldc in
                         for r in 0..<rows {
                             if let codes {
                                 epilogue.codes(c + r * ldc, into: codes + (r0 + r) * m)

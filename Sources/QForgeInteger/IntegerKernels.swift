@@ -179,39 +179,56 @@ extension IntegerKernels {
     /// 16, the columns past m hold 0). `chunk(lo, hi)` gives the chunk length for a block whose
     /// codes lie in lo…hi (it may check them). Rows are split over the cores when the work is
     /// large; `emit` runs on the worker that owns the block (blocks are disjoint).
-    static func int16MatmulBlocks(_ x: UnsafePointer<Int32>, n: Int, weights: PackedWeights, chunk: (Int64, Int64) -> Int,
-                                  emit: (Int, Int, UnsafeMutablePointer<Int32>, Int) -> Void) {
-        let m = weights.rows, k = weights.depth, pairs = weights.pairs, lda = 2 * pairs
+    ///
+    /// With `bytes` (the weights' `bytePanels`, on a VNNI CPU) the codes must be unsigned bytes
+    /// and the product multiplies bytes (`qf_uint8_gemm_vnni`); the sums are the same.
+    static func int16MatmulBlocks(_ x: UnsafePointer<Int32>, n: Int, weights: PackedWeights, bytes: [Int8]? = nil,
+                                  chunk: (Int64, Int64) -> Int, emit: (Int, Int, UnsafeMutablePointer<Int32>, Int) -> Void) {
+        let m = weights.rows, k = weights.depth, pairs = weights.pairs, quads = weights.quads
+        let lda = bytes == nil ? 2 * pairs : 4 * quads  // codes per row of A: Int16 pairs or byte quads
         let panels = weights.panelCount, ldc = panels * Int16GEMM.panelWidth, tile = Int16GEMM.tileRows
         let tiles = (n + tile - 1) / tile
         let parts = n * m * k >= int16ParallelWork ? min(Parallel.coreCount, tiles) : 1
         let block = min(int16BlockRows, tiles * tile)
-        weights.panels.withUnsafeBufferPointer { b in
-            Parallel.forEach(parts) { part in
-                // Each part owns whole tiles, so the parts get equal work.
-                let first = min(tiles * part / parts * tile, n), last = min(tiles * (part + 1) / parts * tile, n)
-                guard first < last else { return }
-                let a = UnsafeMutablePointer<Int16>.allocate(capacity: block * lda)
-                let c = UnsafeMutablePointer<Int32>.allocate(capacity: block * ldc)
-                defer { a.deallocate(); c.deallocate() }
-                for r0 in stride(from: first, to: last, by: block) {
-                    let rows = min(block, last - r0), padded = (rows + tile - 1) / tile * tile
-                    var lo = Int32.max, hi = Int32.min
-                    for r in 0..<rows {
-                        let src = x + (r0 + r) * k, dst = a + r * lda
-                        for p in 0..<k {
-                            let v = src[p]
-                            lo = Swift.min(lo, v)
-                            hi = Swift.max(hi, v)
-                            dst[p] = Int16(truncatingIfNeeded: v)
-                        }
-                        if lda > k { dst[k] = 0 }  // the odd k's partner
+        Parallel.forEach(parts) { part in
+            // Each part owns whole tiles, so the parts get equal work.
+            let first = min(tiles * part / parts * tile, n), last = min(tiles * (part + 1) / parts * tile, n)
+            guard first < last else { return }
+            let a16 = UnsafeMutablePointer<Int16>.allocate(capacity: bytes == nil ? block * lda : 0)
+            let a8 = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes == nil ? 0 : block * lda)
+            let c = UnsafeMutablePointer<Int32>.allocate(capacity: block * ldc)
+            defer { a16.deallocate(); a8.deallocate(); c.deallocate() }
+            for r0 in stride(from: first, to: last, by: block) {
+                let rows = min(block, last - r0), padded = (rows + tile - 1) / tile * tile
+                var lo = Int32.max, hi = Int32.min
+                for r in 0..<rows {
+                    let src = x + (r0 + r) * k
+                    for p in 0..<k {
+                        lo = Swift.min(lo, src[p])
+                        hi = Swift.max(hi, src[p])
                     }
-                    (a + rows * lda).initialize(repeating: 0, count: (padded - rows) * lda)  // padding rows
-                    let length = chunk(Int64(lo), Int64(hi))
-                    int16Product(a: a, lda: lda, rows: padded, b: b.baseAddress!, panels: panels, pairs: pairs, chunk: length, c: c, ldc: ldc)
-                    emit(r0, rows, c, ldc)
+                    if bytes == nil {
+                        let dst = a16 + r * lda
+                        for p in 0..<k { dst[p] = Int16(truncatingIfNeeded: src[p]) }
+                        (dst + k).initialize(repeating: 0, count: lda - k)  // the odd k's partner
+                    } else {
+                        let dst = a8 + r * lda
+                        for p in 0..<k { dst[p] = UInt8(truncatingIfNeeded: src[p]) }
+                        (dst + k).initialize(repeating: 0, count: lda - k)  // the last quad's padding
+                    }
                 }
+                let length = chunk(Int64(lo), Int64(hi))
+                if let bytes {
+                    precondition(lo >= 0 && hi <= 255, "int16MatmulBlocks: codes \(lo)…\(hi) are not unsigned bytes")
+                    (a8 + rows * lda).initialize(repeating: 0, count: (padded - rows) * lda)  // padding rows
+                    bytes.withUnsafeBufferPointer { b in qf_uint8_gemm_vnni(a8, lda, padded, b.baseAddress!, panels, quads, c, ldc) }
+                } else {
+                    (a16 + rows * lda).initialize(repeating: 0, count: (padded - rows) * lda)
+                    weights.panels.withUnsafeBufferPointer { b in
+                        int16Product(a: a16, lda: lda, rows: padded, b: b.baseAddress!, panels: panels, pairs: pairs, chunk: length, c: c, ldc: ldc)
+                    }
+                }
+                emit(r0, rows, c, ldc)
             }
         }
     }

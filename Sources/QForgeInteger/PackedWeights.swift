@@ -89,6 +89,22 @@ public struct PackedWeights: Sendable {
     var depth: Int { rows == 0 ? 0 : weight.count / rows }
     var pairs: Int { (depth + 1) / 2 }
     var panelCount: Int { (rows + Int16GEMM.panelWidth - 1) / Int16GEMM.panelWidth }
+    /// k-quads of the byte panels.
+    var quads: Int { (depth + 3) / 4 }
+
+    /// The codes of a [M, K] weight as signed-byte panels for `qf_uint8_gemm_vnni`: per panel
+    /// of 16 rows and per k-quad q, each row's four codes w[j, 4q…4q+3] (zero past K and past
+    /// M); nil when the weight is not [M, K] or a code is not a signed byte.
+    func bytePanels() -> [Int8]? {
+        guard weight.rank == 2, DirectConvWeights.fitsBytes(weight) else { return nil }
+        let m = rows, k = depth, quads = quads
+        var out = [Int8](repeating: 0, count: panelCount * quads * 64)
+        for j in 0..<m {
+            let base = (j / 16) * quads * 64 + (j % 16) * 4
+            for p in 0..<k { out[base + (p / 4) * 64 + p % 4] = Int8(weight.values[j * k + p]) }
+        }
+        return out
+    }
     var isPacked: Bool { !panels.isEmpty || rows == 0 || depth == 0 }
 
     /// These weights with their panels (packs when they were built without).

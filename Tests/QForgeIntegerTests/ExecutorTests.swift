@@ -155,7 +155,7 @@ final class ExecutorTests: XCTestCase {
         var rng = SeededRandom(seed: 77)
         var seen: [String: Int] = [:]  // which plans the trials exercised
         defer {
-            let bytes = IntegerOps.availableInt16Kernels.contains(.vnni512) ? ["bytes"] : []  // the byte path needs VNNI
+            let bytes = IntegerOps.availableInt16Kernels.contains(.vnni512) ? ["byte conv", "byte gemm"] : []  // the byte paths need VNNI
             for kind in ["direct", "pooled direct", "im2col", "gemm", "thresholds", "multiplyShift", "wrap", "saturate", "definition"] + bytes {
                 XCTAssertGreaterThan(seen[kind] ?? 0, 0, "no \(kind) plan among the trials: \(seen)")
             }
@@ -166,7 +166,8 @@ final class ExecutorTests: XCTestCase {
                 guard let fused = plan.fused else { seen["definition", default: 0] += 1; continue }
                 if case .gemm = plan.layer.product.kind { seen["gemm", default: 0] += 1 } else { seen[fused.direct != nil ? "direct" : "im2col", default: 0] += 1 }
                 if fused.direct != nil && plan.layer.codeOps == [.maxPool(kernel: 2, stride: 2, padding: 0)] { seen["pooled direct", default: 0] += 1 }
-                if fused.byteDirect != nil { seen["bytes", default: 0] += 1 }
+                if fused.byteDirect != nil { seen["byte conv", default: 0] += 1 }
+                if fused.byteGemm != nil { seen["byte gemm", default: 0] += 1 }
                 if case .thresholds = fused.epilogue.requant { seen["thresholds", default: 0] += 1 }
                 if case .multiplyShift = fused.epilogue.requant { seen["multiplyShift", default: 0] += 1 }
                 if let cap = fused.epilogue.cap { seen[cap.overflow.rawValue, default: 0] += 1 }
@@ -200,6 +201,7 @@ final class ExecutorTests: XCTestCase {
         // Unsigned bytes in, byte weights: on a VNNI CPU the first layer also has the byte form.
         let vnni = IntegerOps.availableInt16Kernels.contains(.vnni512)
         XCTAssertEqual(plans.map { $0.fused?.byteDirect != nil }, [vnni, false, false])
+        XCTAssertEqual(plans.map { $0.fused?.byteGemm != nil }, [false, false, vnni])
         assertRunMatchesReference(model, codes([3, 1, 6, 6], u8.grid, &rng), "fused chain")
         // The same weights ×100 need more than Int16 lanes: the definition runs.
         var wide = model

@@ -32,4 +32,11 @@ void qf_int16_direct_vnni(const int16_t *a, long lda, long rows, const int16_t *
 void qf_uint8_direct_vnni(const int8_t *a, long lda, long rows, const uint8_t *image, const int32_t *offsets,
                           long positions, long quads, int32_t *c, long ldc);
 
+/// The GEMM on bytes with `vpdpbusd`: C[r, j] = Σ_k A[r, k] · B[j, k] for rows 0..<rows (a
+/// multiple of 6) and all panels · 16 columns, A unsigned bytes (lda bytes per row, k-quads
+/// adjacent), B signed bytes packed by panels of 16 columns, each holding per quad q the 16
+/// columns' four bytes (64 bytes). Exact whenever every C[r, j] fits Int32.
+void qf_uint8_gemm_vnni(const uint8_t *a, long lda, long rows, const int8_t *b, long panels, long quads,
+                        int32_t *c, long ldc);
+
 #endif

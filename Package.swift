@@ -42,7 +42,10 @@ let package = Package(
         .target(name: "QForgeNN", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "Yams"]),
         .target(name: "QForgeQuant", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN"]),
         .target(name: "QForgeAVX512", dependencies: ["QForgeTensor"], swiftSettings: avx512Flags),
-        .target(name: "QForgeInteger", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeAVX512"], swiftSettings: kernelFlags),
+        // AVX-512 VNNI dot products (`vpdpwssd`), which Swift cannot emit: a few C functions
+        // compiled for that instruction set per function and called after a run-time check.
+        .target(name: "CQForgeKernels", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "QForgeInteger", dependencies: ["QForgeTensor", "QForgeGraph", "QForgeAVX512", "CQForgeKernels"], swiftSettings: kernelFlags),
         // Hardware graph (folded dataflow), Verilog, memory files, testbench and vectors.
         .target(name: "QForgeHardware", dependencies: ["QForgeInteger", "QForgeTensor"]),
         // Running Icarus, Verilator, Yosys, OpenSTA and nextpnr on a generated design; parsing what they print.

@@ -1,3 +1,4 @@
+import CQForgeKernels
 import QForgeTensor
 
 /// The integer arithmetic of QForge: the specification of every number the hardware computes.
@@ -106,13 +107,21 @@ public enum IntegerOps {
         case vector256
         /// 512-bit vectors (`QForgeAVX512`): x86-64 CPUs with AVX-512 F, BW, CD, DQ and VL.
         case vector512
+        /// 512-bit VNNI dot products (`vpdpwssd`, the C target `CQForgeKernels`): each lane adds
+        /// a pair of Int16 products straight into its Int32 sum, half the instructions of
+        /// `vector512`'s multiply and add, and no 16-bit chunks (exact whenever the sums fit
+        /// Int32, which the Int16 path's conditions imply). CPUs with AVX-512 F, BW and VNNI.
+        case vnni512
     }
 
-    /// The Int16 kernels this CPU runs (on Linux the CPU flags decide; elsewhere 256-bit only).
+    /// The Int16 kernels this CPU runs (on Linux the CPU flags decide; elsewhere 256-bit only),
+    /// slowest first.
     public static let availableInt16Kernels: [Int16Kernel] = {
         #if arch(x86_64)
         let flags = GEMM.cpuFlags()
-        if ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"].allSatisfy(flags.contains) { return [.vector256, .vector512] }
+        if ["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"].allSatisfy(flags.contains) {
+            return qf_cpu_has_avx512_vnni() != 0 ? [.vector256, .vector512, .vnni512] : [.vector256, .vector512]
+        }
         #endif
         return [.vector256]
     }()
@@ -121,7 +130,7 @@ public enum IntegerOps {
     /// it must be one of `availableInt16Kernels`.
     nonisolated(unsafe) public static var int16Kernel: Int16Kernel = availableInt16Kernels.last! {
         didSet {
-            precondition(availableInt16Kernels.contains(int16Kernel), "int16Kernel: \(int16Kernel) needs AVX-512, which this CPU lacks")
+            precondition(availableInt16Kernels.contains(int16Kernel), "int16Kernel: \(int16Kernel) needs AVX-512 (VNNI), which this CPU lacks")
         }
     }
 

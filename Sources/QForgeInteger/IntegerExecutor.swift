@@ -49,6 +49,13 @@ struct LayerPlan: Sendable {
         /// For stride-1 convolutions whose channel-padded weights keep an Int16 chunk: the
         /// weights of the direct product (no im2col, sums already channel-major).
         let direct: DirectConvWeights?
+        /// For stride-1 convolutions on a CPU with AVX-512 VNNI whose weights are signed bytes and
+        /// whose input codes are unsigned bytes (grid 0…255): the byte weights of the direct
+        /// product (`qf_uint8_direct_vnni`, four products per lane), used when `int16Kernel` is
+        /// `vnni512`. Exact under the fused form's own condition (sums with bias fit Int32).
+        let byteDirect: DirectConvWeights?
+        /// For Gemm layers under the same conditions: the byte panels (`qf_uint8_gemm_vnni`).
+        let byteGemm: [Int8]?
         /// The input bound the path was chosen for (as `accumulate` passes it).
         let bound: Int64
         let epilogue: Int32Epilogue
@@ -81,12 +88,38 @@ struct LayerPlan: Sendable {
         let biasBound = layer.product.bias?.map(\.magnitude).max() ?? 0
         guard sums >= 0, UInt64(sums) + biasBound <= UInt64(Int32.max - 1) else { return nil }
         guard let epilogue = Int32Epilogue(layer, last: last) else { return nil }
-        var direct: DirectConvWeights?
-        if case .conv(1, _) = layer.product.kind {
+        var direct: DirectConvWeights?, byteDirect: DirectConvWeights?, byteGemm: [Int8]?
+        let bytes = IntegerOps.availableInt16Kernels.contains(.vnni512) && layer.input.grid.minInt >= 0 && layer.input.grid.maxInt <= 255
+            && DirectConvWeights.fitsBytes(weight)
+        switch layer.product.kind {
+        case .conv(1, _):
             let d = DirectConvWeights(weight)
             if d.bounds.int16Chunk(maxAbsInput: bound) != nil { direct = d }
+            if bytes { byteDirect = DirectConvWeights(weight, lanes: 4) }
+        case .gemm:
+            if bytes { byteGemm = probe.bytePanels() }
+        default:
+            break
         }
-        return Fused(weights: probe.packed(), direct: direct, bound: bound, epilogue: epilogue)
+        return Fused(weights: probe.packed(), direct: direct, byteDirect: byteDirect, byteGemm: byteGemm, bound: bound, epilogue: epilogue)
+    }
+
+    /// How the layer runs, for benchmarks' reports: "fused Int16 direct conv", "fused Int16
+    /// gemm", … or "definition (float32|int64|int16 path)".
+    var summary: String {
+        guard let fused else {
+            let bound = Int64(Swift.max(abs(layer.input.grid.minInt), abs(layer.input.grid.maxInt)))
+            let path = IntegerOps.productPath(weight: PackedWeights(layer.product.weights, pack: false), maxAbsInput: bound)
+            return "\(layer.name): definition (\(path) path)"
+        }
+        let kind: String
+        switch layer.product.kind {
+        case .gemm: kind = IntegerOps.int16Kernel == .vnni512 && fused.byteGemm != nil ? "gemm on bytes (VNNI)" : "gemm"
+        case .conv:
+            kind = IntegerOps.int16Kernel == .vnni512 && fused.byteDirect != nil ? "direct conv on bytes (VNNI)"
+                : fused.direct != nil ? "direct conv" : "im2col conv"
+        }
+        return "\(layer.name): fused Int16 \(kind)"
     }
 
     /// The layer's output for input codes x: its codes, or (last) its accumulators.
@@ -98,7 +131,8 @@ struct LayerPlan: Sendable {
         var input = x
         // A stride-1 convolution after a halving max-pool pools while it reads its image.
         var pooledFrom: (h: Int, w: Int)?
-        if fused.direct != nil, layer.codeOps == [.maxPool(kernel: 2, stride: 2, padding: 0)], x.rank == 4, x.shape[2] >= 2, x.shape[3] >= 2 {
+        let direct = (IntegerOps.int16Kernel == .vnni512 ? fused.byteDirect : nil) ?? fused.direct
+        if direct != nil, layer.codeOps == [.maxPool(kernel: 2, stride: 2, padding: 0)], x.rank == 4, x.shape[2] >= 2, x.shape[3] >= 2 {
             pooledFrom = (x.shape[2], x.shape[3])
         }
         for op in layer.codeOps where pooledFrom == nil {
@@ -123,7 +157,8 @@ struct LayerPlan: Sendable {
             return g.values.withUnsafeBufferPointer { xp in
                 output(count: n * m, shape: [n, m]) { codes, accumulators in
                     guard n > 0 else { return }
-                    IntegerKernels.int16MatmulBlocks(xp.baseAddress!, n: n, weights: weights, chunk: chunk) { r0, rows, c, ldc in
+                    let bytes = IntegerOps.int16Kernel == .vnni512 ? fused.byteGemm : nil
+                    IntegerKernels.int16MatmulBlocks(xp.baseAddress!, n: n, weights: weights, bytes: bytes, chunk: chunk) { r0, rows, c, ldc in
                         for r in 0..<rows {
                             if let codes {
                                 epilogue.codes(c + r * ldc, into: codes + (r0 + r) * m)
@@ -141,11 +176,11 @@ struct LayerPlan: Sendable {
             let g = ConvShape("conv2d", input: shape, kernel: (weights.weight.shape[2], weights.weight.shape[3]),
                               stride: (stride, stride), padding: (padding, padding))
             let hw = g.ho * g.wo
-            if let direct = fused.direct {
+            if let direct {
                 let chunk = { (lo: Int64, hi: Int64) -> Int in
                     let measured = Swift.max(hi, -lo)
                     precondition(measured <= bound, "\(layer.name): input holds |x| = \(measured), above the given bound \(bound)")
-                    return direct.bounds.int16Chunk(lo: lo, hi: hi, maxAbsInput: bound)!
+                    return direct.lanes == 4 ? 1 : direct.bounds.int16Chunk(lo: lo, hi: hi, maxAbsInput: bound)!  // bytes: no chunks
                 }
                 return input.values.withUnsafeBufferPointer { xp in
                     output(count: g.n * m * hw, shape: [g.n, m, g.ho, g.wo]) { codes, accumulators in

@@ -1,3 +1,4 @@
+import CQForgeKernels
 import QForgeAVX512
 import QForgeTensor
 
@@ -178,39 +179,56 @@ extension IntegerKernels {
     /// 16, the columns past m hold 0). `chunk(lo, hi)` gives the chunk length for a block whose
     /// codes lie in lo…hi (it may check them). Rows are split over the cores when the work is
     /// large; `emit` runs on the worker that owns the block (blocks are disjoint).
-    static func int16MatmulBlocks(_ x: UnsafePointer<Int32>, n: Int, weights: PackedWeights, chunk: (Int64, Int64) -> Int,
-                                  emit: (Int, Int, UnsafeMutablePointer<Int32>, Int) -> Void) {
-        let m = weights.rows, k = weights.depth, pairs = weights.pairs, lda = 2 * pairs
+    ///
+    /// With `bytes` (the weights' `bytePanels`, on a VNNI CPU) the codes must be unsigned bytes
+    /// and the product multiplies bytes (`qf_uint8_gemm_vnni`); the sums are the same.
+    static func int16MatmulBlocks(_ x: UnsafePointer<Int32>, n: Int, weights: PackedWeights, bytes: [Int8]? = nil,
+                                  chunk: (Int64, Int64) -> Int, emit: (Int, Int, UnsafeMutablePointer<Int32>, Int) -> Void) {
+        let m = weights.rows, k = weights.depth, pairs = weights.pairs, quads = weights.quads
+        let lda = bytes == nil ? 2 * pairs : 4 * quads  // codes per row of A: Int16 pairs or byte quads
         let panels = weights.panelCount, ldc = panels * Int16GEMM.panelWidth, tile = Int16GEMM.tileRows
         let tiles = (n + tile - 1) / tile
         let parts = n * m * k >= int16ParallelWork ? min(Parallel.coreCount, tiles) : 1
         let block = min(int16BlockRows, tiles * tile)
-        weights.panels.withUnsafeBufferPointer { b in
-            Parallel.forEach(parts) { part in
-                // Each part owns whole tiles, so the parts get equal work.
-                let first = min(tiles * part / parts * tile, n), last = min(tiles * (part + 1) / parts * tile, n)
-                guard first < last else { return }
-                let a = UnsafeMutablePointer<Int16>.allocate(capacity: block * lda)
-                let c = UnsafeMutablePointer<Int32>.allocate(capacity: block * ldc)
-                defer { a.deallocate(); c.deallocate() }
-                for r0 in stride(from: first, to: last, by: block) {
-                    let rows = min(block, last - r0), padded = (rows + tile - 1) / tile * tile
-                    var lo = Int32.max, hi = Int32.min
-                    for r in 0..<rows {
-                        let src = x + (r0 + r) * k, dst = a + r * lda
-                        for p in 0..<k {
-                            let v = src[p]
-                            lo = Swift.min(lo, v)
-                            hi = Swift.max(hi, v)
-                            dst[p] = Int16(truncatingIfNeeded: v)
-                        }
-                        if lda > k { dst[k] = 0 }  // the odd k's partner
+        Parallel.forEach(parts) { part in
+            // Each part owns whole tiles, so the parts get equal work.
+            let first = min(tiles * part / parts * tile, n), last = min(tiles * (part + 1) / parts * tile, n)
+            guard first < last else { return }
+            let a16 = UnsafeMutablePointer<Int16>.allocate(capacity: bytes == nil ? block * lda : 0)
+            let a8 = UnsafeMutablePointer<UInt8>.allocate(capacity: bytes == nil ? 0 : block * lda)
+            let c = UnsafeMutablePointer<Int32>.allocate(capacity: block * ldc)
+            defer { a16.deallocate(); a8.deallocate(); c.deallocate() }
+            for r0 in stride(from: first, to: last, by: block) {
+                let rows = min(block, last - r0), padded = (rows + tile - 1) / tile * tile
+                var lo = Int32.max, hi = Int32.min
+                for r in 0..<rows {
+                    let src = x + (r0 + r) * k
+                    for p in 0..<k {
+                        lo = Swift.min(lo, src[p])
+                        hi = Swift.max(hi, src[p])
                     }
-                    (a + rows * lda).initialize(repeating: 0, count: (padded - rows) * lda)  // padding rows
-                    let length = chunk(Int64(lo), Int64(hi))
-                    int16Product(a: a, lda: lda, rows: padded, b: b.baseAddress!, panels: panels, pairs: pairs, chunk: length, c: c, ldc: ldc)
-                    emit(r0, rows, c, ldc)
+                    if bytes == nil {
+                        let dst = a16 + r * lda
+                        for p in 0..<k { dst[p] = Int16(truncatingIfNeeded: src[p]) }
+                        (dst + k).initialize(repeating: 0, count: lda - k)  // the odd k's partner
+                    } else {
+                        let dst = a8 + r * lda
+                        for p in 0..<k { dst[p] = UInt8(truncatingIfNeeded: src[p]) }
+                        (dst + k).initialize(repeating: 0, count: lda - k)  // the last quad's padding
+                    }
                 }
+                let length = chunk(Int64(lo), Int64(hi))
+                if let bytes {
+                    precondition(lo >= 0 && hi <= 255, "int16MatmulBlocks: codes \(lo)…\(hi) are not unsigned bytes")
+                    (a8 + rows * lda).initialize(repeating: 0, count: (padded - rows) * lda)  // padding rows
+                    bytes.withUnsafeBufferPointer { b in qf_uint8_gemm_vnni(a8, lda, padded, b.baseAddress!, panels, quads, c, ldc) }
+                } else {
+                    (a16 + rows * lda).initialize(repeating: 0, count: (padded - rows) * lda)
+                    weights.panels.withUnsafeBufferPointer { b in
+                        int16Product(a: a16, lda: lda, rows: padded, b: b.baseAddress!, panels: panels, pairs: pairs, chunk: length, c: c, ldc: ldc)
+                    }
+                }
+                emit(r0, rows, c, ldc)
             }
         }
     }
@@ -323,20 +341,24 @@ extension IntegerKernels {
         }
     }
 
-    /// A stride-1 convolution on the Int16 path read straight from the image
-    /// (`Int16GEMM.directLoop`), sample by sample: each sample becomes a zero-bordered planar
-    /// image of channel pairs, and its sums are handed to `emit(s, c, ldc, stride)` as
-    /// c[o · ldc + i · stride + j] = the sum of output channel o at (i, j) (Int32; stride =
-    /// W + 2pw, the padded row; the columns j ≥ OW are not outputs). `chunk(lo, hi)` gives the
-    /// chunk length for a sample whose codes lie in lo…hi. Samples are spread over the cores;
-    /// `emit` runs on the worker that owns the sample. With `pooledFrom` (H₀, W₀), x holds
-    /// [N, C, H₀, W₀] codes and the convolution's input [N, C, H, W] is their 2×2 max-pool
-    /// with stride 2 (H = ⌊H₀/2⌋, W = ⌊W₀/2⌋, as `IntegerOps.maxPool2d`), taken on the way.
+    /// A stride-1 convolution read straight from the image (`Int16GEMM.directLoop`, or with
+    /// byte weights `qf_uint8_direct_vnni`), sample by sample: each sample becomes a
+    /// zero-bordered planar image of channel groups (one 32-bit word per pixel holding
+    /// `weights.lanes` channels: two Int16 codes, or four unsigned bytes), and its sums are
+    /// handed to `emit(s, c, ldc, stride)` as c[o · ldc + i · stride + j] = the sum of output
+    /// channel o at (i, j) (Int32; stride = W + 2pw, the padded row; the columns j ≥ OW are not
+    /// outputs). `chunk(lo, hi)` gives the Int16 chunk length for a sample whose codes lie in
+    /// lo…hi (it may check them; the byte path also requires 0 ≤ lo, hi ≤ 255). Samples are
+    /// spread over the cores; `emit` runs on the worker that owns the sample. With `pooledFrom`
+    /// (H₀, W₀), x holds [N, C, H₀, W₀] codes and the convolution's input [N, C, H, W] is their
+    /// 2×2 max-pool with stride 2 (H = ⌊H₀/2⌋, W = ⌊W₀/2⌋, as `IntegerOps.maxPool2d`), taken on
+    /// the way.
     static func int16DirectConv(_ x: UnsafePointer<Int32>, _ g: ConvShape, pooledFrom: (h: Int, w: Int)? = nil, weights: DirectConvWeights,
                                 chunk: (Int64, Int64) -> Int, emit: (Int, UnsafeMutablePointer<Int32>, Int, Int) -> Void) {
         precondition(g.sh == 1 && g.sw == 1 && g.c == weights.channels && g.kh == weights.kh && g.kw == weights.kw,
                      "int16DirectConv: \(g) does not suit the weights")
-        let hp = g.h + 2 * g.ph, wp = g.w + 2 * g.pw, plane = hp * wp, planes = weights.pairedChannels / 2
+        let lanes = weights.lanes, bits = 32 / lanes, mask: UInt32 = lanes == 2 ? 0xFFFF : 0xFF
+        let hp = g.h + 2 * g.ph, wp = g.w + 2 * g.pw, plane = hp * wp, planes = weights.groupedChannels / lanes
         let tile = 48  // a multiple of every kernel's tile width
         let positions = (g.ho * wp + tile - 1) / tile * tile, ldc = positions
         // The last word read is below planes · plane + (positions − OH · wp) + kw (see directLoop).
@@ -345,57 +367,67 @@ extension IntegerKernels {
             let tap = q / planes, cp = q % planes
             return Int32(cp * plane + (tap / g.kw) * wp + tap % g.kw)
         }
-        let work = g.n * weights.rows * g.ho * g.wo * weights.pairs * 2
+        let work = g.n * weights.rows * g.ho * g.wo * weights.depth
         let workers = work >= int16ParallelWork ? min(Parallel.coreCount, g.n) : 1
-        weights.a.withUnsafeBufferPointer { a in
-            offsets.withUnsafeBufferPointer { op in
-                Parallel.forEach(workers) { wk in
-                    let image = UnsafeMutablePointer<Int16>.allocate(capacity: 2 * words)
-                    let c = UnsafeMutablePointer<Int32>.allocate(capacity: weights.paddedRows * ldc)
-                    defer { image.deallocate(); c.deallocate() }
-                    image.initialize(repeating: 0, count: 2 * words)  // borders, the odd channel's partner and the slack stay 0
-                    let pooled = UnsafeMutablePointer<Int32>.allocate(capacity: 2 * g.w)
-                    defer { pooled.deallocate() }
-                    let inH = pooledFrom?.h ?? g.h, inW = pooledFrom?.w ?? g.w
-                    /// Row y of channel ci of the convolution's input (pooled into `into` when pooling).
-                    func inputRow(_ sample: UnsafePointer<Int32>, _ ci: Int, _ y: Int, _ into: UnsafeMutablePointer<Int32>) -> UnsafePointer<Int32> {
-                        guard pooledFrom != nil else { return sample + (ci * g.h + y) * g.w }
-                        let top = sample + (ci * inH + 2 * y) * inW, bottom = top + inW
-                        for j in 0..<g.w { into[j] = Swift.max(Swift.max(top[2 * j], top[2 * j + 1]), Swift.max(bottom[2 * j], bottom[2 * j + 1])) }
-                        return UnsafePointer(into)
-                    }
-                    for s in (g.n * wk / workers)..<(g.n * (wk + 1) / workers) {
-                        var lo = Int32.max, hi = Int32.min
-                        let sample = x + s * g.c * inH * inW
-                        for cp in 0..<planes {
-                            for y in 0..<g.h {
-                                let dst = image + 2 * (cp * plane + (y + g.ph) * wp + g.pw), e = inputRow(sample, 2 * cp, y, pooled)
-                                let odd: UnsafePointer<Int32>? = 2 * cp + 1 < g.c ? inputRow(sample, 2 * cp + 1, y, pooled + g.w) : nil
+        offsets.withUnsafeBufferPointer { op in
+            Parallel.forEach(workers) { wk in
+                let image = UnsafeMutableRawPointer.allocate(byteCount: 4 * words, alignment: 64)
+                let c = UnsafeMutablePointer<Int32>.allocate(capacity: weights.paddedRows * ldc)
+                let line = UnsafeMutablePointer<UInt32>.allocate(capacity: g.w)
+                let pooled = UnsafeMutablePointer<Int32>.allocate(capacity: g.w)
+                defer { image.deallocate(); c.deallocate(); line.deallocate(); pooled.deallocate() }
+                image.initializeMemory(as: UInt32.self, repeating: 0, count: words)  // borders, padding channels and slack stay 0
+                let inH = pooledFrom?.h ?? g.h, inW = pooledFrom?.w ?? g.w
+                /// Row y of channel ci of the convolution's input (pooled into `pooled` when pooling).
+                func inputRow(_ sample: UnsafePointer<Int32>, _ ci: Int, _ y: Int) -> UnsafePointer<Int32> {
+                    guard pooledFrom != nil else { return sample + (ci * g.h + y) * g.w }
+                    let top = sample + (ci * inH + 2 * y) * inW, bottom = top + inW
+                    for j in 0..<g.w { pooled[j] = Swift.max(Swift.max(top[2 * j], top[2 * j + 1]), Swift.max(bottom[2 * j], bottom[2 * j + 1])) }
+                    return UnsafePointer(pooled)
+                }
+                for s in (g.n * wk / workers)..<(g.n * (wk + 1) / workers) {
+                    var lo = Int32.max, hi = Int32.min
+                    let sample = x + s * g.c * inH * inW
+                    for cp in 0..<planes {
+                        for y in 0..<g.h {
+                            // One word per pixel: channel lanes·cp + i in bits i·bits…, stored
+                            // little-endian (channel lanes·cp first in memory).
+                            line.update(repeating: 0, count: g.w)
+                            for i in 0..<Swift.min(lanes, g.c - lanes * cp) {
+                                let v = inputRow(sample, lanes * cp + i, y), shift = UInt32(bits * i)
                                 for xx in 0..<g.w {
-                                    lo = Swift.min(lo, e[xx])
-                                    hi = Swift.max(hi, e[xx])
-                                    dst[2 * xx] = Int16(truncatingIfNeeded: e[xx])
-                                }
-                                if let o = odd {
-                                    for xx in 0..<g.w {
-                                        lo = Swift.min(lo, o[xx])
-                                        hi = Swift.max(hi, o[xx])
-                                        dst[2 * xx + 1] = Int16(truncatingIfNeeded: o[xx])
-                                    }
+                                    lo = Swift.min(lo, v[xx])
+                                    hi = Swift.max(hi, v[xx])
+                                    line[xx] |= (UInt32(truncatingIfNeeded: v[xx]) & mask) &<< shift
                                 }
                             }
+                            let dst = image + 4 * (cp * plane + (y + g.ph) * wp + g.pw)
+                            for xx in 0..<g.w { dst.storeBytes(of: line[xx].littleEndian, toByteOffset: 4 * xx, as: UInt32.self) }
                         }
-                        let length = chunk(Int64(lo), Int64(hi))
-                        switch IntegerOps.int16Kernel {
-                        case .vector512:
-                            Int16GEMM512.directProduct(a: a.baseAddress!, lda: weights.lda, rows: weights.paddedRows, image: image, offsets: op.baseAddress!,
-                                                       positions: positions, pairs: weights.pairs, chunk: length, c: c, ldc: ldc)
-                        case .vector256:
-                            Int16GEMM.directProduct(a: a.baseAddress!, lda: weights.lda, rows: weights.paddedRows, image: image, offsets: op.baseAddress!,
-                                                    positions: positions, pairs: weights.pairs, chunk: length, c: c, ldc: ldc)
-                        }
-                        emit(s, c, ldc, wp)
                     }
+                    let length = chunk(Int64(lo), Int64(hi))
+                    if lanes == 4 {
+                        precondition(lo >= 0 && hi <= 255, "int16DirectConv: codes \(lo)…\(hi) are not unsigned bytes")
+                        weights.bytes.withUnsafeBufferPointer { a in
+                            qf_uint8_direct_vnni(a.baseAddress!, weights.lda, weights.paddedRows, image.assumingMemoryBound(to: UInt8.self),
+                                                 op.baseAddress!, positions, weights.depth / 4, c, ldc)
+                        }
+                    } else {
+                        let image = image.assumingMemoryBound(to: Int16.self)
+                        weights.a.withUnsafeBufferPointer { a in
+                            switch IntegerOps.int16Kernel {
+                            case .vector512:
+                                Int16GEMM512.directProduct(a: a.baseAddress!, lda: weights.lda, rows: weights.paddedRows, image: image, offsets: op.baseAddress!,
+                                                           positions: positions, pairs: weights.pairs, chunk: length, c: c, ldc: ldc)
+                            case .vector256:
+                                Int16GEMM.directProduct(a: a.baseAddress!, lda: weights.lda, rows: weights.paddedRows, image: image, offsets: op.baseAddress!,
+                                                        positions: positions, pairs: weights.pairs, chunk: length, c: c, ldc: ldc)
+                            case .vnni512:
+                                qf_int16_direct_vnni(a.baseAddress!, weights.lda, weights.paddedRows, image, op.baseAddress!, positions, weights.pairs, c, ldc)
+                            }
+                        }
+                    }
+                    emit(s, c, ldc, wp)
                 }
             }
         }
@@ -419,6 +451,10 @@ extension IntegerKernels {
             Int16GEMM512.product(a: a, lda: lda, rows: rows, b: b, panels: panels, pairs: pairs, chunk: chunk, c: c, ldc: ldc)
         case .vector256:
             Int16GEMM.product(a: a, lda: lda, rows: rows, b: b, panels: panels, pairs: pairs, chunk: chunk, c: c, ldc: ldc)
+        case .vnni512:  // no chunks: pairs go straight into Int32
+            precondition(rows % Int16GEMM.tileRows == 0 && lda % 2 == 0 && lda >= 2 * pairs && ldc >= 16 * panels,
+                         "Int16 VNNI product: rows \(rows), lda \(lda), pairs \(pairs), ldc \(ldc)")
+            qf_int16_gemm_vnni(a, lda, rows, b, panels, pairs, c, ldc)
         }
     }
 }

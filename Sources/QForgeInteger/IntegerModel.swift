@@ -233,6 +233,56 @@ public struct IntegerModel: Equatable, Sendable {
         preconditionFailure("IntegerModel: the last layer gave no accumulators")
     }
 
+    /// The last layer's accumulators for input codes [N, …]: `run(input).outputs`, computed in
+    /// blocks of samples small enough that a block's largest tensor stays in a core's L2 cache
+    /// (`blockBytes`), the blocks spread over the cores, each block through all layers on one
+    /// core. Every sample's outputs depend on that sample alone, so the values are those of
+    /// `run`; only the taps are not kept.
+    public func outputs(_ input: QTensor) -> AccTensor {
+        let n = input.shape.first ?? 0
+        guard n > 1, Parallel.coreCount > 1 || n > 64 else { return run(input).outputs }
+        let plans = executionCache.plans(for: layers), perSample = input.count / n
+        func slice(_ r: Range<Int>) -> QTensor {
+            QTensor(shape: [r.count] + input.shape.dropFirst(), values: Array(input.values[(r.lowerBound * perSample)..<(r.upperBound * perSample)]))
+        }
+        // One sample measures the largest tensor per sample (codes are 4 bytes, and the
+        // kernels' Int32 sums about as many again).
+        var largest = perSample, x = slice(0..<1), outputShape: [Int] = []
+        for plan in plans {
+            let (codes, accumulators) = Parallel.serially { plan.run(x) }
+            if let accumulators { outputShape = Array(accumulators.shape.dropFirst()); break }
+            x = codes!
+            largest = Swift.max(largest, x.count)
+        }
+        let fit = Swift.max(1, Self.blockBytes / (8 * largest))
+        let block = fit >= 12 ? fit / 6 * 6 : fit  // whole Int16 tiles of 6 rows when that costs little
+        let blocks = (n + block - 1) / block, outputWidth = outputShape.reduce(1, *)
+        let values = [Int64](unsafeUninitializedCapacity: n * outputWidth) { buf, initialized in
+            let out = buf.baseAddress!
+            Parallel.forEach(blocks) { b in
+                let r = (b * block)..<Swift.min(n, (b + 1) * block)
+                let y = Parallel.serially { () -> AccTensor in
+                    var x = slice(r)
+                    for plan in plans {
+                        let (codes, accumulators) = plan.run(x)
+                        if let accumulators { return accumulators }
+                        x = codes!
+                    }
+                    preconditionFailure("IntegerModel: the last layer gave no accumulators")
+                }
+                y.values.withUnsafeBufferPointer { (out + r.lowerBound * outputWidth).update(from: $0.baseAddress!, count: y.count) }
+            }
+            initialized = n * outputWidth
+        }
+        return AccTensor(shape: [n] + outputShape, values: values)
+    }
+
+    /// How each layer is computed (fused Int16 forms or the definition), for benchmark reports.
+    public var executionSummary: [String] { executionCache.plans(for: layers).map(\.summary) }
+
+    /// The cache budget of one block of `outputs`: its largest tensor and its sums.
+    nonisolated(unsafe) public static var blockBytes = 1 << 20
+
     /// The last layer's accumulators in the float model's units (logits, predictions).
     public func dequantized(_ outputs: AccTensor) -> [Double] {
         guard let last = layers.last else { return [] }

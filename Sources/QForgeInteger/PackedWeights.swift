@@ -89,6 +89,22 @@ public struct PackedWeights: Sendable {
     var depth: Int { rows == 0 ? 0 : weight.count / rows }
     var pairs: Int { (depth + 1) / 2 }
     var panelCount: Int { (rows + Int16GEMM.panelWidth - 1) / Int16GEMM.panelWidth }
+    /// k-quads of the byte panels.
+    var quads: Int { (depth + 3) / 4 }
+
+    /// The codes of a [M, K] weight as signed-byte panels for `qf_uint8_gemm_vnni`: per panel
+    /// of 16 rows and per k-quad q, each row's four codes w[j, 4q…4q+3] (zero past K and past
+    /// M); nil when the weight is not [M, K] or a code is not a signed byte.
+    func bytePanels() -> [Int8]? {
+        guard weight.rank == 2, DirectConvWeights.fitsBytes(weight) else { return nil }
+        let m = rows, k = depth, quads = quads
+        var out = [Int8](repeating: 0, count: panelCount * quads * 64)
+        for j in 0..<m {
+            let base = (j / 16) * quads * 64 + (j % 16) * 4
+            for p in 0..<k { out[base + (p / 4) * 64 + p % 4] = Int8(weight.values[j * k + p]) }
+        }
+        return out
+    }
     var isPacked: Bool { !panels.isEmpty || rows == 0 || depth == 0 }
 
     /// These weights with their panels (packs when they were built without).
@@ -171,37 +187,59 @@ public struct PackedWeights: Sendable {
     }
 }
 
-/// A convolution's weights prepared for the direct product (`Int16GEMM.directLoop`, stride 1):
-/// the codes as Int16 rows in product order (kernel row, kernel column, channel), with an odd
-/// channel count padded by a zero channel so that each k-pair is the channel pair of one pixel,
-/// and rows padded with zeros to a multiple of `Int16GEMM.directRows`.
+/// A convolution's weights prepared for the direct product (stride 1): the codes in product
+/// order (kernel row, kernel column, channel) as Int16 rows (`Int16GEMM.directLoop`, 2 lanes)
+/// or signed-byte rows (`qf_uint8_direct_vnni`, 4 lanes), the channels padded with zero
+/// channels to a multiple of the lanes so that each k-pair (k-quad) is the channel group of one
+/// pixel, and rows padded with zeros to a multiple of `Int16GEMM.directRows`.
 struct DirectConvWeights: Sendable {
-    let rows: Int, paddedRows: Int, channels: Int, pairedChannels: Int, kh: Int, kw: Int
-    /// [paddedRows, lda] Int16.
+    let rows: Int, paddedRows: Int, channels: Int, kh: Int, kw: Int
+    /// Channels per 32-bit word of the image: 2 (Int16 codes, `a`) or 4 (bytes, `bytes`).
+    let lanes: Int
+    /// Channels rounded up to a multiple of `lanes` (the extra ones have zero weights).
+    let groupedChannels: Int
+    /// lanes 2: [paddedRows, depth] Int16; else empty.
     let a: [Int16]
+    /// lanes 4: [paddedRows, depth] signed bytes; else empty.
+    let bytes: [Int8]
     /// The bounds of the channel-padded weights: the direct product sums their lanes, so its
     /// chunks are `bounds.int16Chunk`.
     let bounds: PackedWeights
 
-    var pairs: Int { kh * kw * pairedChannels / 2 }
-    var lda: Int { 2 * pairs }
+    /// Products per row: kernel taps × grouped channels, ordered by tap, then channel.
+    var depth: Int { kh * kw * groupedChannels }
+    var pairs: Int { depth / 2 }
+    var lda: Int { depth }
 
-    init(_ weight: QTensor) {
+    /// Whether every weight is a signed byte (the byte path's condition on the weights).
+    static func fitsBytes(_ weight: QTensor) -> Bool { weight.values.allSatisfy { $0 >= -128 && $0 <= 127 } }
+
+    init(_ weight: QTensor, lanes: Int = 2) {
         precondition(weight.rank == 4, "DirectConvWeights: weight \(weight.shape) must be [M, C, kh, kw]")
+        precondition(lanes == 2 || (lanes == 4 && Self.fitsBytes(weight)), "DirectConvWeights: \(lanes) lanes for these weights")
         (rows, channels, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
-        pairedChannels = (channels + 1) / 2 * 2
+        self.lanes = lanes
+        groupedChannels = (channels + lanes - 1) / lanes * lanes
         paddedRows = (rows + Int16GEMM.directRows - 1) / Int16GEMM.directRows * Int16GEMM.directRows
-        var padded = [Int32](repeating: 0, count: rows * pairedChannels * kh * kw)
+        var padded = [Int32](repeating: 0, count: rows * groupedChannels * kh * kw)
         for o in 0..<rows {
             for c in 0..<channels {
-                for t in 0..<(kh * kw) { padded[(o * pairedChannels + c) * kh * kw + t] = weight.values[(o * channels + c) * kh * kw + t] }
+                for t in 0..<(kh * kw) { padded[(o * groupedChannels + c) * kh * kw + t] = weight.values[(o * channels + c) * kh * kw + t] }
             }
         }
-        let tensor = QTensor(shape: [rows, pairedChannels, kh, kw], values: padded)
+        let tensor = QTensor(shape: [rows, groupedChannels, kh, kw], values: padded)
         bounds = PackedWeights(tensor, pack: false)
-        let ordered = PackedWeights.productOrder(tensor), depth = pairedChannels * kh * kw
-        var a = [Int16](repeating: 0, count: paddedRows * depth)
-        for i in 0..<ordered.count { a[i] = Int16(truncatingIfNeeded: ordered[i]) }
-        self.a = a
+        let ordered = PackedWeights.productOrder(tensor), count = paddedRows * groupedChannels * kh * kw
+        if lanes == 2 {
+            var a = [Int16](repeating: 0, count: count)
+            for i in 0..<ordered.count { a[i] = Int16(truncatingIfNeeded: ordered[i]) }
+            self.a = a
+            bytes = []
+        } else {
+            var b = [Int8](repeating: 0, count: count)
+            for i in 0..<ordered.count { b[i] = Int8(ordered[i]) }
+            bytes = b
+            a = []
+        }
     }
 }

@@ -116,9 +116,13 @@ if !modelFiles.isEmpty {
         let model: IntegerModel
         do { model = try IntegerModelFile.load(path) } catch { print("\(path): \(error)"); continue }
         let g = model.inputQuantizer.grid
+        print("\(path): " + model.executionSummary.joined(separator: "; "))
         let x = codes([samples] + model.inputShape, Int32(g.minInt)...Int32(g.maxInt))
         let parts = stride(from: 0, to: samples, by: modelBatch).map { rows(x, $0, min($0 + modelBatch, samples)) }
         measure("\(path) run (batch \(modelBatch))") { parts.reduce(0) { $0 &+ model.run($1).outputs.values[0] } }
+        measure("\(path) outputs (batch \(modelBatch))") { parts.reduce(0) { $0 &+ checksum(model.outputs($1)) } }
+        let same = parts.allSatisfy { model.outputs($0) == model.run($0).outputs }
+        print("  outputs equal run's: \(same)")
         print("  checksum of all codes and outputs: \(parts.reduce(0) { $0 &* 31 &+ checksum(model.run($1)) })")
     }
     exit(0)

@@ -248,7 +248,7 @@ public func integerPredictions(_ model: Model, integer: IntegerModel, inputs: Te
     while start < inputs.shape[0] {
         let end = Swift.min(inputs.shape[0], start + batchSize)
         let codes = integer.quantizeInput(model.prepareInputs(inputs.slice(axis: 0, start..<end)))
-        let acc = integer.run(codes).outputs
+        let acc = integer.outputs(codes)
         parts.append(Tensor(shape: acc.shape, scalars: integer.dequantized(acc).map { Float($0) }))
         start = end
     }

@@ -16,7 +16,7 @@ public enum Parallel {
     /// `count × cost` reaches the threshold, else once with the whole range.
     @inline(__always)
     public static func forRange(_ count: Int, cost: Int = 1, _ body: (Range<Int>) -> Void) {
-        let parts = (count * cost >= threshold && count > 1) ? Swift.min(coreCount, count) : 1
+        let parts = (count * cost >= threshold && count > 1 && !isSerial) ? Swift.min(coreCount, count) : 1
         if parts == 1 {
             if count > 0 { body(0..<count) }
             return
@@ -31,13 +31,35 @@ public enum Parallel {
 
     /// Calls `body(i)` for every task index, `coreCount` tasks at a time.
     public static func forEach(_ count: Int, _ body: (Int) -> Void) {
-        if count <= 1 || coreCount == 1 {
+        if count <= 1 || coreCount == 1 || isSerial {
             for i in 0..<count { body(i) }
             return
         }
         DispatchQueue.concurrentPerform(iterations: count) { i in
             Denormals.withFlushToZero { body(i) }
         }
+    }
+}
+
+extension Parallel {
+    /// The per-thread flag behind `serially` (a non-nil value: set).
+    private static let serialKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// Whether the calling thread is inside `serially`.
+    public static var isSerial: Bool { pthread_getspecific(serialKey) != nil }
+
+    /// Runs `body` with every `forRange` and `forEach` it calls on this thread kept on this
+    /// thread: for work that is already split over the cores at a coarser grain (each core
+    /// takes whole blocks of samples), so the kernels inside do not split again.
+    public static func serially<R>(_ body: () throws -> R) rethrows -> R {
+        let outer = pthread_getspecific(serialKey)
+        pthread_setspecific(serialKey, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(serialKey, outer) }
+        return try body()
     }
 }
 

@@ -155,7 +155,8 @@ final class ExecutorTests: XCTestCase {
         var rng = SeededRandom(seed: 77)
         var seen: [String: Int] = [:]  // which plans the trials exercised
         defer {
-            for kind in ["direct", "pooled direct", "im2col", "gemm", "thresholds", "multiplyShift", "wrap", "saturate", "definition"] {
+            let bytes = IntegerOps.availableInt16Kernels.contains(.vnni512) ? ["byte conv", "byte gemm"] : []  // the byte paths need VNNI
+            for kind in ["direct", "pooled direct", "im2col", "gemm", "thresholds", "multiplyShift", "wrap", "saturate", "definition"] + bytes {
                 XCTAssertGreaterThan(seen[kind] ?? 0, 0, "no \(kind) plan among the trials: \(seen)")
             }
         }
@@ -165,6 +166,8 @@ final class ExecutorTests: XCTestCase {
                 guard let fused = plan.fused else { seen["definition", default: 0] += 1; continue }
                 if case .gemm = plan.layer.product.kind { seen["gemm", default: 0] += 1 } else { seen[fused.direct != nil ? "direct" : "im2col", default: 0] += 1 }
                 if fused.direct != nil && plan.layer.codeOps == [.maxPool(kernel: 2, stride: 2, padding: 0)] { seen["pooled direct", default: 0] += 1 }
+                if fused.byteDirect != nil { seen["byte conv", default: 0] += 1 }
+                if fused.byteGemm != nil { seen["byte gemm", default: 0] += 1 }
                 if case .thresholds = fused.epilogue.requant { seen["thresholds", default: 0] += 1 }
                 if case .multiplyShift = fused.epilogue.requant { seen["multiplyShift", default: 0] += 1 }
                 if let cap = fused.epilogue.cap { seen[cap.overflow.rawValue, default: 0] += 1 }
@@ -195,6 +198,10 @@ final class ExecutorTests: XCTestCase {
         let plans = model.executionCache.plans(for: model.layers)
         XCTAssertEqual(plans.map { $0.fused != nil }, [true, true, true])
         XCTAssertEqual(plans.map { $0.fused?.direct != nil }, [true, false, false])
+        // Unsigned bytes in, byte weights: on a VNNI CPU the first layer also has the byte form.
+        let vnni = IntegerOps.availableInt16Kernels.contains(.vnni512)
+        XCTAssertEqual(plans.map { $0.fused?.byteDirect != nil }, [vnni, false, false])
+        XCTAssertEqual(plans.map { $0.fused?.byteGemm != nil }, [false, false, vnni])
         assertRunMatchesReference(model, codes([3, 1, 6, 6], u8.grid, &rng), "fused chain")
         // The same weights ×100 need more than Int16 lanes: the definition runs.
         var wide = model
@@ -276,6 +283,25 @@ final class ExecutorTests: XCTestCase {
         let model = IntegerModel(name: "wide", inputShape: [30], inputQuantizer: u8, inputScale: 1, layers: [wide, out])
         XCTAssertEqual(model.executionCache.plans(for: model.layers).map { $0.fused != nil }, [false, false])
         assertRunMatchesReference(model, x, "32-bit grid")
+    }
+
+    func testBlockedOutputsEqualRun() {
+        // `outputs` runs blocks of samples on the cores; with a tiny cache budget every block
+        // holds one or a few samples, and the outputs must still be `run`'s, in order.
+        var rng = SeededRandom(seed: 31)
+        let saved = IntegerModel.blockBytes
+        defer { IntegerModel.blockBytes = saved }
+        for trial in 0..<4 {
+            let (model, shape) = randomModel(&rng, weightBound: [7, 127][trial % 2])
+            let x = codes([23] + shape, model.inputQuantizer.grid, &rng)
+            let expected = reference(model, x).outputs
+            for budget in [1, 20_000, 1 << 20] {
+                IntegerModel.blockBytes = budget
+                forEachKernel {
+                    XCTAssertEqual(model.outputs(x), expected, "trial \(trial), budget \(budget), \(IntegerOps.int16Kernel)")
+                }
+            }
+        }
     }
 
     func testLargeBatchesSplitOverCoresAndCachesFollowChanges() {

@@ -191,6 +191,8 @@ public struct HardwareGraph: Equatable, Sendable {
     public var units: [MatrixVectorUnit]
     /// Whether the design ends in an argmax unit (one index per inference).
     public var argmax = false
+    /// Folded (the units above) or fully parallel (`HardwareGraph.parallel`, ParallelStyle.swift).
+    public var style: HardwareStyle = .folded
 
     public var top: String { "\(prefix)_top" }
     public var inputLanes: Int { units[0].folding.simd }
@@ -200,14 +202,18 @@ public struct HardwareGraph: Equatable, Sendable {
     /// Width of the serializer's beats: the last accumulators, sign-extended to whole bytes.
     public var accumulatorDataBits: Int { roundUpToBytes(units.last!.valueBits) }
     public var outputValueBits: Int { argmax ? indexBits(units.last!.outputs) : units.last!.valueBits }
-    public var outputDataBits: Int { roundUpToBytes(outputValueBits) }
-    public var outputWords: Int { argmax ? 1 : units.last!.outputs }
+    /// Values per output beat: all the last accumulators in the parallel style, else one.
+    public var outputLanes: Int { style == .parallel && !argmax ? units.last!.outputs : 1 }
+    public var outputDataBits: Int { outputLanes * roundUpToBytes(outputValueBits) }
+    /// Output beats per inference.
+    public var outputWords: Int { argmax || style == .parallel ? 1 : units.last!.outputs }
 
     /// Clock cycles between inferences in steady state, without stalls: the slowest stage of
     /// the pipeline. Stages: the input (one beat per cycle), every layer (K/SIMD × M/PE), and
     /// the last layer with the serializer, which emits its PE accumulators one per cycle, so
     /// it needs M/PE · max(K/SIMD, PE) cycles.
     public var expectedCyclesPerInference: Int {
+        if style == .parallel { return parallelCyclesPerInference }
         let last = units.last!
         let tail = last.neuronFold * max(last.synapseFold, last.folding.pe)
         return ([inputBeats, tail] + units.dropLast().map(\.cycles)).max()!
@@ -219,6 +225,7 @@ public struct HardwareGraph: Equatable, Sendable {
     /// next bank 3 cycles after the last issue (ROM read, multiply-accumulate, requantize);
     /// the serializer then emits the last layer's words.
     public var expectedLatency: Int {
+        if style == .parallel { return parallelLatency }
         let last = units.last!
         var start = inputBeats  // the first unit's bank is full after the last input beat
         for u in units.dropLast() { start += u.cycles + 3 }

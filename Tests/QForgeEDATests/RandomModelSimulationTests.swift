@@ -17,7 +17,7 @@ import XCTest
 /// output, every third in the fully parallel style): one folding each, linted by
 /// Verilator and simulated in Icarus, whose build costs a fraction of Verilator's C++ compile;
 /// `QFORGE_HW_KEEP=DIR` keeps a copy of each of its designs. `QFORGE_HW_PARALLEL_MODELS` sets the
-/// number of random networks (up to 64 wide) of the third test (default 6, every other with an
+/// number of random networks (up to 64 wide) of the third test (default 4, every other with an
 /// argmax), fully parallel and simulated in Verilator.
 final class RandomModelSimulationTests: XCTestCase {
     var environment: [String: String] { ProcessInfo.processInfo.environment }
@@ -86,7 +86,7 @@ final class RandomModelSimulationTests: XCTestCase {
 
     func testRandomParallelModelsAreBitExactInVerilator() throws {
         try requireSimulators([.verilator])
-        let models = Int(environment["QFORGE_HW_PARALLEL_MODELS"] ?? "") ?? 6
+        let models = Int(environment["QFORGE_HW_PARALLEL_MODELS"] ?? "") ?? 4
         let firstSeed = UInt64(environment["QFORGE_HW_SEED"] ?? "") ?? 100
         let dir = try TemporaryDirectory()
         for seed in (firstSeed + 2000)..<(firstSeed + 2000 + UInt64(models)) {

@@ -39,8 +39,15 @@ func emitParallelLayer(_ u: MatrixVectorUnit) -> String {
     v.line("  // Input codes widened to the \(sw)-bit sum (\(u.inputGrid.signed ? "sign" : "zero")-extended).")
     v.line("  wire \(range(k * sw)) x;")
     for j in 0..<k {
-        let code = slice("in_data_i", (j + 1) * xb - 1, j * xb)
-        let wide = u.inputGrid.signed || sw < xb ? signExtend(code, from: xb, to: sw) : zeroExtend(code, from: xb, to: sw)
+        let lo = j * xb, code = slice("in_data_i", lo + xb - 1, lo)
+        let wide: String
+        if sw <= xb {
+            wide = slice("in_data_i", lo + sw - 1, lo)  // modulo 2^sumBits: the low bits
+        } else if u.inputGrid.signed {
+            wide = "{{\(sw - xb){in_data_i[\(lo + xb - 1)]}}, \(code)}"
+        } else {
+            wide = "{\(sw - xb)'d0, \(code)}"
+        }
         v.line("  assign \(slice("x", (j + 1) * sw - 1, j * sw)) = \(wide);")
     }
     var unused: [String] = []
@@ -127,8 +134,10 @@ func emitVectorArgmax(_ g: HardwareGraph) -> String {
         v.line("output wire m_axis_tlast_o")
     }
     v.line()
-    v.line("  reg  signed \(range(vw)) best;")
-    v.line("  reg  \(range(ib)) best_idx;")
+    if m > 1 {
+        v.line("  reg  signed \(range(vw)) best;")
+        v.line("  reg  \(range(ib)) best_idx;")
+    }
     v.line("  reg  \(range(ib)) out_q, out_d;")
     v.line("  reg  out_valid_q, out_valid_d;")
     v.line()
@@ -137,17 +146,25 @@ func emitVectorArgmax(_ g: HardwareGraph) -> String {
     v.line("  assign m_axis_tdata_o = \(zeroExtend("out_q", from: ib, to: ob));")
     v.line("  assign m_axis_tlast_o = 1'b1;")
     v.line()
-    v.line("  always @(*) begin")
-    v.line("    best = \(slice("in_data_i", vw - 1, 0));")
-    v.line("    best_idx = \(lit(ib, 0));")
-    for c in 1..<max(m, 1) {
-        let value = slice("in_data_i", (c + 1) * vw - 1, c * vw)
-        v.line("    if ($signed(\(value)) > best) begin")
-        v.line("      best = \(value);")
-        v.line("      best_idx = \(lit(ib, Int64(c)));")
-        v.line("    end")
+    if m == 1 {
+        v.line("  // One accumulator: its index is 0 whatever its value.")
+        v.line("  wire \(range(ib)) best_idx;")
+        v.line("  wire unused_data;")
+        v.line("  assign best_idx = \(lit(ib, 0));")
+        v.line("  assign unused_data = ^in_data_i;")
+    } else {
+        v.line("  always @(*) begin")
+        v.line("    best = \(slice("in_data_i", vw - 1, 0));")
+        v.line("    best_idx = \(lit(ib, 0));")
+        for c in 1..<m {
+            let value = slice("in_data_i", (c + 1) * vw - 1, c * vw)
+            v.line("    if ($signed(\(value)) > best) begin")
+            v.line("      best = \(value);")
+            v.line("      best_idx = \(lit(ib, Int64(c)));")
+            v.line("    end")
+        }
+        v.line("  end")
     }
-    v.line("  end")
     v.line()
     v.line("  always @(*) begin")
     v.line("    out_d = out_q;")

@@ -79,7 +79,7 @@ let package = Package(
         // Trains real models; each test skips itself in debug builds. Run with
         // `make test-release` (builds --product QForgePackageTests, then `swift test --skip-build
         // -c release -Xswiftc -enable-testing --filter QForgeReleaseTests`).
-        .testTarget(name: "QForgeReleaseTests", dependencies: ["QForgeNN", "QForgeQuant", "QForgeReport", "QForgeData", "TestSupport"]),
+        .testTarget(name: "QForgeReleaseTests", dependencies: ["QForgeNN", "QForgeQuant", "QForgeReport", "QForgeData", "QForgeHardware", "QForgeEDA", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -33,7 +33,8 @@ public struct HardwareManifest: Codable, Equatable, Sendable {
         public var requantization: String
         public var outputBits: Int
         public var cycles: Int
-        public var weightMemory: String
+        /// nil in the parallel style (weights are constants in the RTL).
+        public var weightMemory: String?
         public var parameterMemory: String?
         /// A convolution's window ("3×3 stride 1 padding 1 over 16×28×28"); nil for a dense layer.
         public var convolution: String? = nil
@@ -98,6 +99,10 @@ public struct HardwareDesign: Sendable {
     public init(_ graph: HardwareGraph, vectors: TestVectors, integerModel: IntegerModel) {
         precondition(vectors.inputs.shape[1] == graph.inputFeatures && vectors.outputs.shape[1] == graph.units.last!.outputs,
                      "vectors do not fit the design")
+        if graph.style == .parallel {
+            self = HardwareDesign(parallel: graph, vectors: vectors, integerModel: integerModel)
+            return
+        }
         self.graph = graph
         var files: [String: String] = [:]
         var rtl: [String] = ["\(graph.prefix)_rom.v"]

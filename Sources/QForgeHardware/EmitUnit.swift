@@ -248,6 +248,16 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line()
     emitRequant(&v, u, layout)
     v.line()
+    v.line("  // Output register: loads a lane word when the pipeline steps with a finished output.")
+    v.line("  always @(*) begin")
+    v.line("    out_d = out_q;")
+    v.line("    out_valid_d = out_valid_q;")
+    v.line("    if (step) begin")
+    v.line("      out_valid_d = v2_q;")
+    v.line("      if (v2_q) out_d = req_data;")
+    v.line("    end")
+    v.line("  end")
+    v.line()
     v.line("  always @(posedge clk_i or negedge rst_ni) begin")
     v.line("    if (!rst_ni) begin")
     let readCounters: [(String, Int)] = u.window.map { windowCounters($0, simd: simd) } ?? [("rd_ptr", ptrBits)]
@@ -338,8 +348,10 @@ private func signExtendSelect(_ expr: String, msb: String, from: Int, to: Int) -
 }
 
 /// Stage 2: per PE lane, bias, cap, dropped bits and the requantization (or the raw value
-/// for the last layer) into `req_data`, loaded into the output register when the pipeline steps.
-private func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout: ParameterLayout) {
+/// for the last layer) of the lane's sum in `sums` (PE × sumBits) into `req_data`, combinationally;
+/// per-channel parameters come from `prm2` (the folded units' parameter ROM, the parallel
+/// style's constants). The caller declares `integer p` (and `i` for per-channel thresholds).
+func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout: ParameterLayout, sums: String = "fin_q") {
     let pe = u.folding.pe, sw = u.sumBits, aw = u.accBits, cw = u.cappedBits, tw = u.valueBits, ob = u.outputBits
     let d = u.droppedBits
     var declarations: [String] = []
@@ -363,7 +375,7 @@ private func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout
     if u.lookupCodes != nil { declare("rq_q", requantized.bits) }
     declare("rq_sum", sw)
     declare("rq_acc", aw, signed: true)
-    body.append("rq_sum = fin_q[p * \(sw) +: \(sw)];")
+    body.append("rq_sum = \(sums)[p * \(sw) +: \(sw)];")
     if let b = u.bias {
         parameter(b, into: "rq_bias")
         body.append("rq_acc = \(signExtend("rq_sum", from: sw, to: aw)) + rq_bias;")
@@ -486,16 +498,6 @@ private func emitRequant(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ layout
         v.line("  wire unused_bits;")
         v.line("  assign unused_bits = ^{\(unused.joined(separator: ", "))};")
     }
-    v.line()
-    v.line("  // Output register: loads a lane word when the pipeline steps with a finished output.")
-    v.line("  always @(*) begin")
-    v.line("    out_d = out_q;")
-    v.line("    out_valid_d = out_valid_q;")
-    v.line("    if (step) begin")
-    v.line("      out_valid_d = v2_q;")
-    v.line("      if (v2_q) out_d = req_data;")
-    v.line("    end")
-    v.line("  end")
 }
 
 /// code → clamp(code, lo, hi), its low `target.bits` bits into `target.name`.

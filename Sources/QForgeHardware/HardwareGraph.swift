@@ -205,6 +205,8 @@ public struct HardwareGraph: Equatable, Sendable {
     public var spatialInput = false
     /// Whether the design ends in an argmax unit (one index per inference).
     public var argmax = false
+    /// Folded (the units above) or fully parallel (`HardwareGraph.parallel`, ParallelStyle.swift).
+    public var style: HardwareStyle = .folded
 
     public var top: String { "\(prefix)_top" }
     public var inputFeatures: Int { inputShape.reduce(1, *) }
@@ -213,14 +215,18 @@ public struct HardwareGraph: Equatable, Sendable {
     /// Width of the serializer's beats: the last accumulators, sign-extended to whole bytes.
     public var accumulatorDataBits: Int { roundUpToBytes(units.last!.valueBits) }
     public var outputValueBits: Int { argmax ? indexBits(units.last!.outputs) : units.last!.valueBits }
-    public var outputDataBits: Int { roundUpToBytes(outputValueBits) }
-    public var outputWords: Int { argmax ? 1 : units.last!.outputs }
+    /// Values per output beat: all the last accumulators in the parallel style, else one.
+    public var outputLanes: Int { style == .parallel && !argmax ? units.last!.outputs : 1 }
+    public var outputDataBits: Int { outputLanes * roundUpToBytes(outputValueBits) }
+    /// Output beats per inference.
+    public var outputWords: Int { argmax || style == .parallel ? 1 : units.last!.outputs }
 
     /// Clock cycles between inferences in steady state, without stalls: the slowest stage of
     /// the pipeline. Stages: the input (one beat per cycle), every layer (K/SIMD × M/PE), and
     /// the last layer with the serializer, which emits its PE accumulators one per cycle, so
     /// it needs M/PE · max(K/SIMD, PE) cycles.
     public var expectedCyclesPerInference: Int {
+        if style == .parallel { return parallelCyclesPerInference }
         let last = units.last!
         let tail = last.neuronFold * max(last.synapseFold, last.folding.pe)
         return ([inputBeats, tail] + pools.map(\.inputBeats) + units.dropLast().map(\.cycles)).max()!
@@ -237,6 +243,7 @@ public struct HardwareGraph: Equatable, Sendable {
     /// and delivers word w (pixel-major) at start + (w + 1)·K/SIMD + 2; a pool delivers each
     /// output one cycle after the input that completes its window.
     public var expectedLatency: Int {
+        if style == .parallel { return parallelLatency }
         let last = units.last!
         var time: (Int) -> Int = { $0 }
         var lastBeat = inputBeats - 1

@@ -75,10 +75,17 @@ public struct TestVectors: Sendable {
     }
 
     /// The expected-output file: one accumulator per line, `outputDataBits` wide (two's complement),
-    /// or with argmax one index per inference.
+    /// or with argmax one index per inference; with `outputLanes` > 1 (the parallel style) one
+    /// line per inference, lane c in bits [c·B, c·B + B) (B = outputDataBits / lanes).
     func expectedHex(_ g: HardwareGraph) -> String {
         let words = g.argmax ? IntegerOps.argmax(outputs).map(Int64.init) : outputs.values
-        return words.map { twosComplementHex($0, bits: g.outputDataBits) }.joined(separator: "\n") + "\n"
+        guard g.outputLanes > 1 else { return words.map { twosComplementHex($0, bits: g.outputDataBits) }.joined(separator: "\n") + "\n" }
+        let lanes = g.outputLanes, bits = g.outputDataBits / lanes
+        return (0..<(words.count / lanes)).map { n -> String in
+            var w = BitWord()
+            for c in 0..<lanes { w.append(words[n * lanes + c], bits: bits) }
+            return w.hex
+        }.joined(separator: "\n") + "\n"
     }
 }
 

@@ -12,7 +12,7 @@ extension Simulator: ExpressibleByArgument {}
 
 struct Compile: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compile a quantized or integer model into a folded dataflow design: Verilog, memory files, a self-checking testbench, test vectors and manifest.json.",
+        abstract: "Compile a quantized or integer model into a folded dataflow or fully parallel design: Verilog, memory files, a self-checking testbench, test vectors and manifest.json.",
         discussion: """
             Dense (Gemm) and convolution layers, max-pool (stride = kernel) and flatten. Each layer becomes a \
             matrix-vector unit with PE output channels and SIMD inputs in parallel, taking K/SIMD × M/PE cycles \
@@ -23,6 +23,13 @@ struct Compile: ParsableCommand {
             {"layers": [{"pe": 8, "simd": 16}, ...]} (or a bare list), or inline PExSIMD per layer: 8x16,4x8,1x4.
             The input stream carries the first layer's SIMD codes per beat; the output stream one accumulator \
             of the last layer per beat.
+            Automatic folding: --target-fps F (at --clock-mhz C) gives every layer the fewest multipliers \
+            (PE·SIMD) that keep it within C·10⁶/F cycles per inference; --max-multipliers N the fastest \
+            folding with Σ PE·SIMD ≤ N. The chosen folding and its expected cycles are printed.
+            --style parallel: every layer one pipeline stage with its weights as constants, one inference per \
+            clock; the whole input vector per input beat and all last accumulators per output beat (or the \
+            argmax). Dense layers only, and at most \(HardwareGraph.parallelMultiplierLimit) multipliers \
+            (Σ M·K) unless --max-multipliers raises the limit.
             """)
 
     @Argument(help: "A quantized model file (.safetensors, streamlined as compile-int does) or an integer model file (written by compile-int).")
@@ -31,11 +38,20 @@ struct Compile: ParsableCommand {
     @Option(name: [.short, .customLong("out")], help: "The build directory to write.")
     var out: String = "build"
 
-    @Option(help: "Hardware style: folded (the only one so far).")
+    @Option(help: "Hardware style: folded or parallel.")
     var style: String = "folded"
 
     @Option(help: "Folding: a JSON file, or inline PExSIMD per layer (8x16,4x8,1x4).")
     var fold: String?
+
+    @Option(help: "Choose the folding for this many inferences per second at --clock-mhz (the fewest multipliers that reach it).")
+    var targetFps: Double?
+
+    @Option(help: "Clock frequency for --target-fps, in MHz.")
+    var clockMhz: Double = 100
+
+    @Option(help: "Choose the fastest folding with at most this many multipliers (Σ PE·SIMD); with --style parallel, the size limit (Σ M·K).")
+    var maxMultipliers: Int?
 
     @Option(help: "Test vectors to write.")
     var samples: Int = 100
@@ -68,16 +84,46 @@ struct Compile: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard style == "folded" else { throw ValidationError("--style must be folded (fully parallel comes later)") }
+        guard let style = HardwareStyle(rawValue: self.style) else { throw ValidationError("--style must be folded or parallel") }
+        if targetFps != nil && maxMultipliers != nil && style == .folded {
+            throw ValidationError("--target-fps and --max-multipliers each choose the folding: give one of them")
+        }
+        if fold != nil && (targetFps != nil || (maxMultipliers != nil && style == .folded)) {
+            throw ValidationError("--fold sets the folding, --target-fps and --max-multipliers choose one: give one of them")
+        }
+        if style == .parallel && (fold != nil || targetFps != nil) {
+            throw ValidationError("--style parallel has no folding (one inference per clock): drop --fold and --target-fps, or use --style folded")
+        }
+        if let n = maxMultipliers, n < 1 { throw ValidationError("--max-multipliers must be positive") }
         guard samples >= 1 else { throw ValidationError("--samples must be positive") }
         guard ["auto", "fashion-mnist", "random"].contains(inputs) else { throw ValidationError("--inputs must be auto, fashion-mnist or random") }
     }
 
     func run() throws {
         let (integer, quantized) = try loadIntegerModel(model, streamlining)
-        let foldings = try fold.map { try parseFolding($0, layers: integer.layers.count) }
         let graph: HardwareGraph
-        do { graph = try HardwareGraph(integer, foldings: foldings, prefix: prefix, argmax: argmax) } catch let e as HardwareError {
+        var chosen: String?
+        do {
+            if style == HardwareStyle.parallel.rawValue {
+                graph = try HardwareGraph.parallel(integer, prefix: prefix, argmax: argmax,
+                                                   multiplierLimit: maxMultipliers ?? HardwareGraph.parallelMultiplierLimit)
+            } else {
+                var foldings = try fold.map { try parseFolding($0, layers: integer.layers.count) }
+                if targetFps != nil || maxMultipliers != nil {
+                    let search = FoldingSearch(integer)
+                    if let fps = targetFps {
+                        foldings = try search.forTarget(fps: fps, clockMHz: clockMhz)
+                        chosen = "for \(fps) inferences/s at \(clockMhz) MHz (at most \(Int((clockMhz * 1e6 / fps).rounded(.down))) cycles per inference)"
+                    } else if let n = maxMultipliers {
+                        foldings = try search.forMultipliers(n)
+                        chosen = "for at most \(n) multipliers"
+                    }
+                }
+                graph = try HardwareGraph(integer, foldings: foldings, prefix: prefix, argmax: argmax)
+            }
+        } catch let e as HardwareError {
+            throw CommandError("\(model): \(e)")
+        } catch let e as FoldingSearchError {
             throw CommandError("\(model): \(e)")
         }
         let vectors = try makeVectors(integer, quantized)
@@ -91,12 +137,22 @@ struct Compile: ParsableCommand {
         }
         printMarkdownTable([["layer", "product", "PE", "SIMD", "in bits", "w bits", "acc bits", "requant", "out bits", "cycles"]] + rows)
         print("input: \(graph.inputLanes) codes per beat, \(graph.inputBeats) beats per inference; output: "
-              + (graph.argmax ? "the argmax of \(graph.units.last!.outputs) accumulators, \(graph.outputValueBits) bits" : "\(graph.outputWords) accumulators of \(graph.outputValueBits) bits"))
+              + (graph.argmax ? "the argmax of \(graph.units.last!.outputs) accumulators, \(graph.outputValueBits) bits"
+                 : "\(graph.units.last!.outputs) accumulators of \(graph.outputValueBits) bits, \(graph.outputLanes) per beat"))
+        if let chosen {
+            let folds = graph.units.map { "\($0.folding.pe)x\($0.folding.simd)" }.joined(separator: ",")
+            print("folding chosen \(chosen): \(folds) (PExSIMD per layer), \(FoldingSearch.multipliers(graph.units.map(\.folding))) multipliers")
+            print(String(format: "throughput: %.0f inferences/s at %g MHz", clockMhz * 1e6 / Double(graph.expectedCyclesPerInference), clockMhz))
+        }
+        if graph.style == .parallel {
+            print("style: fully parallel, \(HardwareGraph.parallelMultipliers(integer)) constant multipliers (Σ M·K)")
+        }
         print("expected: \(graph.expectedCyclesPerInference) cycles per inference, latency \(graph.expectedLatency) cycles")
         print("vectors: \(vectors.count) from \(vectors.source)")
         print("wrote \(design.files.count) files to \(out)")
         if output.json {
-            printJSON(["out": out, "top": graph.top, "files": design.files.count, "vectors": vectors.count,
+            printJSON(["out": out, "top": graph.top, "style": graph.style.rawValue, "files": design.files.count, "vectors": vectors.count,
+                       "folding": graph.units.map { "\($0.folding.pe)x\($0.folding.simd)" },
                        "expected_cycles_per_inference": graph.expectedCyclesPerInference, "expected_latency": graph.expectedLatency])
         }
     }

@@ -222,3 +222,36 @@ public func smallLookupModel() -> IntegerModel {
     m.layers[0].lookup = CodeLookup(input: input, function: .sigmoid, table: LookupTable(lo: -3, codes: [0, 1, 1, 2, 3, 3]))
     return m
 }
+
+/// A model of the `jet` preset's shape (16-64-32-32-5) at w4a4 with random numbers, for the
+/// parallel style where no jet data set is at hand: 8-bit signed inputs, 4-bit signed narrow
+/// weights (−7…7), hidden layers requantized by 15 ascending thresholds per channel (what
+/// BatchNorm and a 4-bit unsigned activation streamline to) spread over the middle half of
+/// the channel's accumulator range, the last layer's accumulators out.
+public func jetShapedModel(seed: UInt64, sizes: [Int] = [16, 64, 32, 32, 5]) -> IntegerModel {
+    var rng = SeededRandom(seed: seed)
+    func int(_ r: ClosedRange<Int64>) -> Int64 { r.lowerBound + Int64(rng.next() % UInt64(r.upperBound - r.lowerBound + 1)) }
+    let first = CodeGrid(grid: IntQuantGrid(bitWidth: 8, signed: true), scale: 1)
+    let hidden = CodeGrid(grid: IntQuantGrid(bitWidth: 4, signed: false), scale: 1)
+    var input = first
+    var layers: [IntegerLayer] = []
+    for i in 0..<(sizes.count - 1) {
+        let (k, m) = (sizes[i], sizes[i + 1])
+        let w = QTensor(shape: [m, k], values: (0..<(m * k)).map { _ in Int32(int(-7...7)) })
+        let name = "layers.\(i)"
+        if i == sizes.count - 2 {
+            layers.append(.dense(name: name, input: input, weights: w, requantization: .output, output: nil))
+            break
+        }
+        let probe = IntegerLayer.dense(name: "probe", input: input, weights: w, requantization: .output, output: nil)
+        let lists = probe.accumulatorRange.map { r -> [Int64] in
+            let span = max(1, (r.upperBound - r.lowerBound) / 4)
+            let mid = (r.upperBound + r.lowerBound) / 2
+            return (0..<15).map { _ in int((mid - span)...(mid + span)) }.sorted()
+        }
+        layers.append(.dense(name: name, input: input, weights: w,
+                             requantization: .thresholds(MultiThreshold(thresholds: lists, grid: hidden.grid)), output: hidden))
+        input = hidden
+    }
+    return IntegerModel(name: "jet-shaped", input: first, shape: [sizes[0]], layers: layers)
+}

@@ -14,9 +14,11 @@ import XCTest
 /// `QFORGE_HW_MODELS` sets the number of models (default 3), `QFORGE_HW_SEED` the first seed,
 /// `QFORGE_HW_SIMULATORS` the simulators (default "verilator,icarus"). `QFORGE_HW_SMALL_MODELS`
 /// sets the number of small models of the second test (default 50, every fourth with an argmax
-/// output): one folding each, linted by
+/// output, every third in the fully parallel style): one folding each, linted by
 /// Verilator and simulated in Icarus, whose build costs a fraction of Verilator's C++ compile;
-/// `QFORGE_HW_KEEP=DIR` keeps a copy of each of its designs.
+/// `QFORGE_HW_KEEP=DIR` keeps a copy of each of its designs. `QFORGE_HW_PARALLEL_MODELS` sets the
+/// number of random networks (up to 64 wide) of the third test (default 4, every other with an
+/// argmax), fully parallel and simulated in Verilator.
 final class RandomModelSimulationTests: XCTestCase {
     var environment: [String: String] { ProcessInfo.processInfo.environment }
 
@@ -64,8 +66,9 @@ final class RandomModelSimulationTests: XCTestCase {
             let all = foldings(model, seed: seed)
             let folding = all[Int(seed % UInt64(all.count))]
             let argmax = seed % 4 == 0
-            let label = "seed \(seed), folding \(folding.map(\.description).joined(separator: "; "))\(argmax ? ", argmax" : "")"
-            let graph = try HardwareGraph(model, foldings: folding, argmax: argmax)
+            let parallel = seed % 3 == 2
+            let label = "seed \(seed), " + (parallel ? "parallel" : "folding \(folding.map(\.description).joined(separator: "; "))") + (argmax ? ", argmax" : "")
+            let graph = parallel ? try HardwareGraph.parallel(model, argmax: argmax) : try HardwareGraph(model, foldings: folding, argmax: argmax)
             let path = dir.file("s\(seed)")
             try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
             if let keep = environment["QFORGE_HW_KEEP"] {  // a copy of every design, to debug a failure
@@ -135,6 +138,33 @@ final class RandomModelSimulationTests: XCTestCase {
             XCTAssertEqual(r.failed, 0, "\(label): \(r.failures.prefix(5))")
             XCTAssertEqual(r.passed, vectors.count, label)
             XCTAssertEqual(r.cyclesPerInference, graph.expectedCyclesPerInference, "\(label): cycles per inference")
+            XCTAssertEqual(r.latency, graph.expectedLatency, "\(label): latency")
+        }
+    }
+
+    /// Random dense networks in the fully parallel style (every other one with argmax),
+    /// linted and simulated in Verilator with random stalls: bit-exact, one inference per cycle,
+    /// latency as the manifest says. `QFORGE_HW_PARALLEL_MODELS` sets the number (default 4).
+    func testRandomParallelModelsAreBitExactInVerilator() throws {
+        try requireSimulators([.verilator])
+        let models = Int(environment["QFORGE_HW_PARALLEL_MODELS"] ?? "") ?? 4
+        let firstSeed = UInt64(environment["QFORGE_HW_SEED"] ?? "") ?? 100
+        let dir = try TemporaryDirectory()
+        for seed in (firstSeed + 4000)..<(firstSeed + 4000 + UInt64(models)) {
+            var generator = RandomIntegerModel(seed: seed)
+            let model = generator.model(maxLayers: 4, maxSize: 64)
+            let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 40, seed: seed), source: "random")
+            let argmax = seed % 2 == 1
+            let label = "seed \(seed), parallel \(model.layers.map { "\($0.product.weights.shape)" }.joined(separator: " "))\(argmax ? ", argmax" : "")"
+            let graph = try HardwareGraph.parallel(model, argmax: argmax)
+            let path = dir.file("p\(seed)")
+            try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
+            keep(path, as: "p\(seed)")
+            XCTAssertEqual(try lint(directory: path).map(\.description), [], "lint, \(label)")
+            let r = try simulate(directory: path, simulator: .verilator, options: SimulationOptions(seed: Int(seed), quickBuild: true)).report
+            XCTAssertEqual(r.failed, 0, "\(label): \(r.failures.prefix(5))")
+            XCTAssertEqual(r.passed, vectors.count, label)
+            XCTAssertEqual(r.cyclesPerInference, 1, "\(label): cycles per inference")
             XCTAssertEqual(r.latency, graph.expectedLatency, "\(label): latency")
         }
     }

@@ -54,4 +54,19 @@ final class SynthesisTests: XCTestCase {
         XCTAssertGreaterThan(summary.cells, 0)
         XCTAssertEqual(summary.warnings, [])
     }
+
+    func testParallelDesignsSynthesize() throws {
+        try requireResource(Tool.yosys.isAvailable(), "yosys not found (Debian package yosys)")
+        let dir = try TemporaryDirectory()
+        var generator = RandomIntegerModel(seed: 8, wideChance: 0.3, lookupChance: 0.5)
+        for (name, model, argmax) in [("lookup", smallLookupModel(), true), ("random", generator.model(maxLayers: 2, maxSize: 8), false)] {
+            let graph = try HardwareGraph.parallel(model, argmax: argmax)
+            let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 2, seed: 1), source: "random")
+            let path = dir.file(name)
+            try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
+            let summary = try synthesize(directory: path)
+            XCTAssertGreaterThan(summary.cells, 0, name)
+            XCTAssertEqual(summary.warnings, [], name)
+        }
+    }
 }

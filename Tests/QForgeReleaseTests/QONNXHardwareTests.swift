@@ -44,7 +44,7 @@ final class QONNXHardwareTests: XCTestCase {
 
         let imported = try runQForge(["import", "\(Self.fixtures)/\(name).qonnx.onnx", "-o", "m.safetensors"], in: tmp)
         XCTAssertEqual(imported.status, 0, "\(imported)")
-        let compile = try runQForge(["compile", "m.safetensors", "-o", "build", "--input", "x.npy", "--json"], in: tmp)
+        let compile = try runQForge(["compile", "m.safetensors", "-o", "build", "--input", "x.npy", "--json"], in: tmp, timeout: 900)
         XCTAssertEqual(compile.status, 0, "\(compile)")
         print(compile.stdout)
         XCTAssertEqual(try compile.jsonObject()["vectors"] as? Int, 100)

@@ -77,7 +77,7 @@ let package = Package(
         // `make test-release` (builds --product QForgePackageTests, then `swift test --skip-build
         // -c release -Xswiftc -enable-testing --filter QForgeReleaseTests`).
         // It also runs the real `qforge` binary (compile and sim of the imported QONNX fixtures).
-        .testTarget(name: "QForgeReleaseTests", dependencies: ["qforge", "QForgeNN", "QForgeQuant", "QForgeReport", "QForgeData", "TestSupport"]),
+        .testTarget(name: "QForgeReleaseTests", dependencies: ["qforge", "QForgeNN", "QForgeQuant", "QForgeReport", "QForgeInteger", "QForgeData", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

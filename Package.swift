@@ -79,7 +79,8 @@ let package = Package(
         // Trains real models; each test skips itself in debug builds. Run with
         // `make test-release` (builds --product QForgePackageTests, then `swift test --skip-build
         // -c release -Xswiftc -enable-testing --filter QForgeReleaseTests`).
-        .testTarget(name: "QForgeReleaseTests", dependencies: ["QForgeNN", "QForgeQuant", "QForgeReport", "QForgeData", "QForgeHardware", "QForgeEDA", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
+        // It also runs the real `qforge` binary (compile and sim of the imported QONNX fixtures).
+        .testTarget(name: "QForgeReleaseTests", dependencies: ["qforge", "QForgeNN", "QForgeQuant", "QForgeReport", "QForgeData", "QForgeHardware", "QForgeEDA", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

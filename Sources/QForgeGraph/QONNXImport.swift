@@ -18,6 +18,8 @@ import QForgeTensor
 /// | Relu, Sigmoid, Tanh, MaxPool, Flatten | the float layer |
 /// | Reshape or Transpose that flattens or keeps the layout | Flatten, or nothing |
 /// | Identity, Dropout | nothing |
+/// | MultiThreshold (FINN) on the chain | ThresholdActivation (`layers.N`, thresholds from the file) |
+/// | Trunc (QONNX, version 1 or 2) on the chain | TruncActivation (`layers.N`) |
 ///
 /// Constant subgraphs fold: initializers and `Constant` nodes, Identity / Reshape / Transpose /
 /// Cast / (Un)Squeeze / Gather / Concat of them, and `Shape` of the chain (the batch as 1, so
@@ -175,7 +177,7 @@ private struct Importer {
         var metadata = ["qforge.task": "classification", "qforge.input_shape": inputShape.map(String.init).joined(separator: ","),
                         ONNXImport.metaSource: "onnx"]
         if !producer.isEmpty { metadata[ONNXImport.metaProducer] = producer }
-        if nodes.contains(where: { $0.op == .quant || $0.op == .bipolarQuant }) { metadata[ONNXImport.metaSource] = "qonnx" }
+        if nodes.contains(where: { [.quant, .bipolarQuant, .trunc, .multiThreshold].contains($0.op) }) { metadata[ONNXImport.metaSource] = "qonnx" }
         let graph = Graph(name: onnx.name.isEmpty || onnx.name == "main_graph" || onnx.name == "torch_jit" ? name : onnx.name,
                           inputs: [ValueInfo(name: "input", shape: [nil] + inputShape.map { Optional($0) })],
                           outputs: [ValueInfo(name: head, shape: [nil] + shape.map { Optional($0) })],
@@ -321,15 +323,19 @@ private struct Importer {
             let names = ["x", "scale", "zero point", "bit width"]
             for i in 1..<Swift.max(1, Swift.min(n.input.count, op == "Quant" ? 4 : 2)) { _ = try constantInput(n, i, names[i]) }
         }
+        if isQONNX && (op == "Trunc" || op == "MultiThreshold") {
+            let names = op == "MultiThreshold" ? ["v", "thresholds"]
+                : n.input.count == 6 ? ["x", "scale", "zero point", "input bit width", "output scale", "output bit width"]
+                : ["x", "scale", "zero point", "input bit width", "output bit width"]
+            for i in 1..<Swift.max(1, Swift.min(n.input.count, names.count)) { _ = try constantInput(n, i, names[i]) }
+        }
         try chainInput(n)
         switch (isQONNX, op) {
         case (true, "Quant"): try activationQuant(n)
         case (true, "BipolarQuant"):
             throw unsupported(n, "bipolar activations have no QForge layer (bipolar weights do: a BipolarQuant on a weight initializer)")
-        case (true, "Trunc"):
-            throw unsupported(n, "QForge has no Trunc layer yet (it needs a Trunc layer in QForgeQuant and its step in the integer model); export average pools as float, or fold the Trunc away")
-        case (true, "MultiThreshold"):
-            throw unsupported(n, "QForge has no MultiThreshold layer; import the model before FINN streamlining (with Quant nodes), QForge makes its own thresholds")
+        case (true, "Trunc"): try trunc(n)
+        case (true, "MultiThreshold"): try multiThreshold(n)
         case (false, "Gemm"), (false, "MatMul"): try dense(n)
         case (false, "Conv"): try conv(n)
         case (false, "BatchNormalization"): try batchNorm(n)
@@ -352,7 +358,7 @@ private struct Importer {
             guard n.output.filter({ !$0.isEmpty }).count == 1 else { throw unsupported(n, "a Dropout with a mask output is a training graph; export for inference") }
             try advance(n, to: head)
         default:
-            throw unsupported(n, "QForge does not import this op (it imports Quant, BipolarQuant weights, Gemm, MatMul, Conv, BatchNormalization, Add/Mul by constants, Relu, Sigmoid, Tanh, MaxPool, Flatten, flattening Reshape/Transpose, Identity, Dropout)")
+            throw unsupported(n, "QForge does not import this op (it imports Quant, BipolarQuant weights, Trunc, MultiThreshold, Gemm, MatMul, Conv, BatchNormalization, Add/Mul by constants, Relu, Sigmoid, Tanh, MaxPool, Flatten, flattening Reshape/Transpose, Identity, Dropout)")
         }
     }
 
@@ -545,6 +551,76 @@ private struct Importer {
         let out = try emitQuant(n, input: head, scale: scale, scaleShape: [1], zeroPoint: zero.scalars[0], bits: bits,
                                 prefix: "\(layer).act_quant", nodeName: nodeName, axis: nil)
         try advance(n, to: out)
+    }
+
+    /// A MultiThreshold on the chain (FINN): a ThresholdActivation layer (`layers.N`, its
+    /// thresholds `layers.N.thresholds`), channels on axis 1 as QForge holds them.
+    mutating func multiThreshold(_ n: Onnx_NodeProto) throws {
+        guard n.input.count == 2 else { throw unsupported(n, "a MultiThreshold node needs 2 inputs (v, thresholds), it has \(n.input.count)") }
+        let t = try constantInput(n, 1, "thresholds")
+        let channels = shape.first ?? 1
+        guard t.rank == 2, t.shape[1] >= 1, t.shape[0] == 1 || t.shape[0] == channels, !t.scalars.contains(where: \.isNaN) else {
+            throw unsupported(n, "thresholds of shape \(t.shape) do not fit \(channels) channels; MultiThreshold needs [channels or 1, steps] numbers")
+        }
+        let layout = try string(n, "data_layout", "")
+        let channelsSecond = layout.isEmpty ? shape.count != 2 : Array(layout).count == shape.count + 1 && Array(layout).firstIndex(of: "C") == 1
+        guard channelsSecond else {
+            throw unsupported(n, "data_layout \(layout.isEmpty ? "(none, so qonnx reads rank 3 as NWC)" : GraphError.quote(layout)) on values of shape \([1] + shape) does not put channels on axis 1; QForge holds activations channels first (NC, NCHW)")
+        }
+        let outScale = try float(n, "out_scale", 1), outBias = try float(n, "out_bias", 0)
+        guard outScale.isFinite, outBias.isFinite else { throw unsupported(n, "out_scale and out_bias must be finite") }
+        let layer = newLayer()
+        tensors["\(layer).thresholds"] = t
+        var attributes: [String: AttributeValue] = ["out_scale": .float(outScale), "out_bias": .float(outBias)]
+        let type = try string(n, "out_dtype", "")
+        if !type.isEmpty { attributes["out_dtype"] = .string(type) }
+        add(Node(name: layer, op: .multiThreshold, inputs: [head, "\(layer).thresholds"], outputs: ["\(layer).out"], attributes: attributes), newGroup: true)
+        try advance(n, to: "\(layer).out")
+    }
+
+    /// A Trunc on the chain: a TruncActivation layer (`layers.N`, parameters `layers.N.trunc.*`).
+    /// Version 1 has 5 inputs (x, scale, zero point, input bit width, output bit width),
+    /// version 2 six (…, input bit width, output scale, output bit width) and signed / narrow.
+    mutating func trunc(_ n: Onnx_NodeProto) throws {
+        guard n.input.count == 5 || n.input.count == 6 else {
+            throw unsupported(n, "a Trunc node needs 5 inputs (x, scale, zero point, input bit width, output bit width) or 6 (with the output scale before the output bit width), it has \(n.input.count)")
+        }
+        let v2 = n.input.count == 6
+        func single(_ i: Int, _ what: String) throws -> Float {
+            let t = try constantInput(n, i, what)
+            guard t.count == 1, t.scalars[0].isFinite else { throw unsupported(n, "its \(what) must be one finite number (per tensor), found \(t.scalars.prefix(4))") }
+            return t.scalars[0]
+        }
+        let scale = try single(1, "scale"), zero = try single(2, "zero point")
+        let inBits = try bitWidth(n, try constantInput(n, 3, "input bit width"), range: 1...32, what: "Trunc input")
+        let outBits = try bitWidth(n, try constantInput(n, v2 ? 5 : 4, "output bit width"), range: 1...32, what: "Trunc output")
+        guard scale > 0 else { throw unsupported(n, "its scale must be positive, found \(scale)") }
+        let mode = try string(n, "rounding_mode", "FLOOR")
+        guard let rounding = RoundingMode(qonnxName: mode) else {
+            throw unsupported(n, "rounding_mode \(GraphError.quote(mode)) is unknown (known: \(RoundingMode.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let layer = newLayer(), p = "\(layer).trunc"
+        tensors["\(p).scale"] = Tensor(shape: [1], scalars: [scale])
+        tensors["\(p).zeropt"] = Tensor(shape: [1], scalars: [zero])
+        tensors["\(p).in_bitwidth"] = Tensor(shape: [1], scalars: [Float(inBits)])
+        tensors["\(p).out_bitwidth"] = Tensor(shape: [1], scalars: [Float(outBits)])
+        var inputs = [head, "\(p).scale", "\(p).zeropt", "\(p).in_bitwidth"]
+        var attributes: [String: AttributeValue] = ["rounding_mode": .string(rounding.rawValue)]
+        if v2 {
+            let outScale = try single(4, "output scale")
+            guard outScale > 0 else { throw unsupported(n, "its output scale must be positive, found \(outScale)") }
+            tensors["\(p).out_scale"] = Tensor(shape: [1], scalars: [outScale])
+            inputs.append("\(p).out_scale")
+            let signed = try int(n, "signed", 1), narrow = try int(n, "narrow", 0)
+            guard signed == 0 || signed == 1, narrow == 0 || narrow == 1 else { throw unsupported(n, "signed and narrow must be 0 or 1") }
+            attributes["signed"] = .int(signed)
+            attributes["narrow"] = .int(narrow)
+        } else if inBits < outBits {
+            throw unsupported(n, "input bit width \(inBits) is below the output bit width \(outBits)")
+        }
+        inputs.append("\(p).out_bitwidth")
+        add(Node(name: layer, op: .trunc, inputs: inputs, outputs: ["\(layer).out"], attributes: attributes), newGroup: true)
+        try advance(n, to: "\(layer).out")
     }
 
     /// The weight of a Gemm / MatMul / Conv as `[out, …]`, with its quantizer if any.

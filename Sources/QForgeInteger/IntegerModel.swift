@@ -113,6 +113,37 @@ public struct CodeLookup: Equatable, Sendable {
     }
 }
 
+/// How a layer's epilogue value becomes a code when the graph says it with a QONNX `Trunc` or a
+/// FINN `MultiThreshold` node instead of a `Quant` node. Both are monotone in the value, so the
+/// requantization finds its integer thresholds on them as on a Quant's rounding.
+public enum OutputRule: Equatable, Sendable {
+    /// MultiThreshold: base + #{i : v ≥ T[c][i]} (one list, or one per channel), then clamped
+    /// to the grid (which holds every count).
+    case thresholds([[Double]], base: Int)
+    /// Trunc: q = round-half-even(v / scale + zeroPoint); y = q / factor (a power of two),
+    /// clamped to the output grid when `clamp` (QONNX Trunc version 2; version 1 does not
+    /// clamp), then rounded by `rounding`.
+    case trunc(scale: Double, zeroPoint: Double, factor: Double, clamp: Bool, rounding: RoundingMode)
+
+    /// The code of the epilogue value `v` of channel c on `grid`.
+    @inline(__always)
+    public func code(_ v: Double, channel c: Int, on grid: IntQuantGrid) -> Int32 {
+        let r: Double
+        switch self {
+        case let .thresholds(lists, base):
+            let t = lists[lists.count == 1 ? 0 : c]
+            var n = 0
+            for x in t where v >= x { n += 1 }
+            r = Double(base + n)
+        case let .trunc(scale, zeroPoint, factor, clamp, rounding):
+            var y = RoundingMode.round.apply(v / scale + zeroPoint) / factor
+            if clamp { y = Swift.min(Swift.max(y, Double(grid.minInt)), Double(grid.maxInt)) }
+            r = rounding.apply(y)
+        }
+        return Int32(Swift.min(Swift.max(r, Double(grid.minInt)), Double(grid.maxInt)))
+    }
+}
+
 /// A quantizer's grid, scale and zero point: codes q stand for (q − zeroPoint) · scale.
 public struct CodeGrid: Equatable, Sendable {
     public var grid: IntQuantGrid
@@ -153,6 +184,9 @@ public struct IntegerLayer: Equatable, Sendable {
     public var input: CodeGrid
     /// A lookup-table activation after the requantization (nil: none).
     public var lookup: CodeLookup? = nil
+    /// The Trunc or MultiThreshold that defines the output codes instead of the output grid's
+    /// rounding (nil: a Quant node). Streamlining only: the requantization holds its result.
+    public var outputRule: OutputRule? = nil
 
     /// The grid the requantization targets: the lookup table's input grid, else the output's.
     public var requantizedGrid: CodeGrid? { lookup?.input ?? output }
@@ -360,7 +394,8 @@ extension IntegerLayer {
     /// The reference code on the requantized grid (before a lookup table).
     @inline(__always)
     public func requantizedCode(_ acc: Int64, channel c: Int) -> Int32 {
-        CodeLookup.code(epilogueValue(acc, channel: c), on: requantizedGrid!)
+        if let rule = outputRule, lookup == nil { return rule.code(epilogueValue(acc, channel: c), channel: c, on: output!.grid) }
+        return CodeLookup.code(epilogueValue(acc, channel: c), on: requantizedGrid!)
     }
 
     /// The reference (Double epilogue) codes of a whole accumulator tensor.

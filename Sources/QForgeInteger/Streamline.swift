@@ -157,14 +157,28 @@ struct ChainWalker {
                     node = n
                 }
                 if let q = try next(value) {
-                    guard q.op == .quant else {
+                    guard [.quant, .multiThreshold, .trunc].contains(q.op) else {
                         throw StreamlineError(q.name, "a float \(q.op.rawValue) between \(node.name) and the next quantizer cannot be streamlined; quantize its input or output, or remove it")
                     }
-                    let (grid, scale, zero) = try quantParameters(q)
-                    guard scale.count == 1 else { throw StreamlineError(q.name, "activation quantizers need one scale (per tensor)") }
-                    layer.output = CodeGrid(grid: grid, scale: Double(scale.item), zeroPoint: zero)
+                    if q.op == .quant {
+                        let (grid, scale, zero) = try quantParameters(q)
+                        guard scale.count == 1 else { throw StreamlineError(q.name, "activation quantizers need one scale (per tensor)") }
+                        layer.output = CodeGrid(grid: grid, scale: Double(scale.item), zeroPoint: zero)
+                    } else {
+                        let (grid, rule) = try ruleOutput(q, layer: layer)
+                        layer.output = grid
+                        layer.outputRule = rule
+                    }
                     layer.name = q.name
-                    let form = options.forms.first { layer.name.hasPrefix($0.key + "/") || layer.name == $0.key }?.value ?? options.form
+                    var form = options.forms.first { layer.name.hasPrefix($0.key + "/") || layer.name == $0.key }?.value ?? options.form
+                    // A Trunc's double rounding and a file's thresholds are no multiplier: thresholds hold them exactly.
+                    if layer.outputRule != nil {
+                        form = .thresholds
+                        let g = layer.output!.grid
+                        guard g.maxInt - g.minInt <= MultiThreshold.maxLevels else {
+                            throw StreamlineError(q.name, "its \(g.bitWidth)-bit output needs \(g.maxInt - g.minInt) thresholds per channel (at most \(MultiThreshold.maxLevels)); QForge holds a \(q.op.rawValue) as thresholds")
+                        }
+                    }
                     if let keep = options.keepMSBs {
                         let width = Swift.min(layer.accumulatorBits, options.accumulatorBits ?? 64)
                         layer.droppedBits = Swift.max(0, width - keep)
@@ -172,7 +186,7 @@ struct ChainWalker {
                     try requantize(&layer, form: form, options: options)
                     value = q.outputs[0]
                     // Quant → Sigmoid | Tanh → Quant: a lookup table from code to code.
-                    if let f = try next(value), f.op == .sigmoid || f.op == .tanh {
+                    if q.op == .quant, let f = try next(value), f.op == .sigmoid || f.op == .tanh {
                         guard let q2 = try next(f.outputs[0]), q2.op == .quant else {
                             throw StreamlineError(f.name, "a \(f.op.rawValue) on quantized values needs a quantizer after it (it becomes a lookup table from code to code)")
                         }
@@ -208,6 +222,76 @@ struct ChainWalker {
         let shape = input.shape.dropFirst().map { $0 ?? 0 }
         return IntegerModel(name: graph.name, inputShape: Array(shape), inputQuantizer: CodeGrid(grid: inGrid, scale: Double(inScale.item), zeroPoint: inZero),
                             inputScale: inScale.item, layers: layers)
+    }
+
+    /// The output codes of a layer that ends in a QONNX Trunc or a FINN MultiThreshold: their
+    /// grid and the rule that maps the epilogue value to a code.
+    func ruleOutput(_ q: Node, layer: IntegerLayer) throws -> (CodeGrid, OutputRule) {
+        let channels = layer.flipped.count
+        func single(_ i: Int, _ what: String) throws -> Double {
+            guard i < q.inputs.count else { throw StreamlineError(q.name, "has no \(what) input") }
+            let t = try tensor(q.inputs[i], for: q)
+            guard t.count == 1, t.item.isFinite else { throw StreamlineError(q.name, "its \(what) must be one finite number, found \(t.scalars.prefix(4))") }
+            return Double(t.item)
+        }
+        if q.op == .multiThreshold {
+            let t = try tensor(q.inputs[1], for: q)
+            guard t.rank == 2, t.shape[0] == 1 || t.shape[0] == channels, t.shape[1] >= 1,
+                  t.scalars.allSatisfy({ !$0.isNaN }) else {
+                throw StreamlineError(q.name, "thresholds of shape \(t.shape) do not fit \(channels) channels; MultiThreshold needs [channels or 1, steps] numbers")
+            }
+            let outScale = Double(q.attributes["out_scale"]?.floatValue ?? 1), outBias = Double(q.attributes["out_bias"]?.floatValue ?? 0)
+            let base = outBias / outScale
+            guard outScale > 0, outScale.isFinite, base == base.rounded(), abs(base) < 1e9 else {
+                throw StreamlineError(q.name, "out_scale \(outScale) and out_bias \(outBias) do not put the counts on a grid (out_scale > 0 and out_bias a whole multiple of it are needed)")
+            }
+            let steps = t.shape[1]
+            let lists = (0..<t.shape[0]).map { c in t.scalars[(c * steps)..<((c + 1) * steps)].map(Double.init).sorted() }
+            let grid = IntQuantGrid.smallest(holding: Int(base)...(Int(base) + steps))
+            return (CodeGrid(grid: grid, scale: outScale), .thresholds(lists, base: Int(base)))
+        }
+        // Trunc: version 2 (x, scale, zero point, input bit width, output scale, output bit
+        // width) clamps to its output grid; version 1 (x, scale, zero point, input bit width,
+        // output bit width) keeps the input scale, drops input − output bits and does not clamp.
+        guard q.inputs.count == 5 || q.inputs.count == 6 else {
+            throw StreamlineError(q.name, "a Trunc node needs 5 (version 1) or 6 (version 2) inputs, it has \(q.inputs.count)")
+        }
+        let v2 = q.inputs.count == 6
+        let scale = try single(1, "scale"), zero = try single(2, "zero point"), inBits = try single(3, "input bit width")
+        let outBits = try single(v2 ? 5 : 4, "output bit width")
+        guard scale > 0, let ob = Int(exactly: outBits), (1...31).contains(ob), let ib = Int(exactly: inBits), (1...32).contains(ib) else {
+            throw StreamlineError(q.name, "needs a positive scale and bit widths in 1…32 (output up to 31), found scale \(scale), bits \(inBits) → \(outBits)")
+        }
+        let mode = q.attributes["rounding_mode"]?.stringValue ?? "FLOOR"
+        guard let rounding = RoundingMode(qonnxName: mode) else { throw StreamlineError(q.name, "rounding_mode '\(mode)' is unknown") }
+        let factor: Double, outScale: Double
+        if v2 {
+            outScale = try single(4, "output scale")
+            guard outScale > 0 else { throw StreamlineError(q.name, "the output scale must be positive, found \(outScale)") }
+            // 2^round(log2(output scale / scale)) in Float32, as the qonnx executor computes it.
+            factor = Double(exp2(log2(Float(outScale) / Float(scale)).rounded(.toNearestOrEven)))
+        } else {
+            guard ib >= ob else { throw StreamlineError(q.name, "input bit width \(ib) is below the output bit width \(ob)") }
+            outScale = scale
+            factor = Double(1 << (ib - ob))
+        }
+        let zeroCode = v2 ? zero / factor : zero
+        guard zeroCode == zeroCode.rounded(), abs(zeroCode) < 1e9 else {
+            throw StreamlineError(q.name, "the output zero point \(zeroCode) is not an integer; QForge streamlines integer zero points")
+        }
+        let rule = OutputRule.trunc(scale: scale, zeroPoint: zero, factor: factor, clamp: v2, rounding: rounding)
+        var grid: IntQuantGrid
+        if v2 {
+            grid = IntQuantGrid(bitWidth: ob, signed: q.attributes["signed"]?.intValue ?? 1 == 1, narrow: q.attributes["narrow"]?.intValue == 1, rounding: rounding)
+        } else {  // no clamp: the grid of every code the accumulator ranges reach
+            var probe = layer
+            probe.output = CodeGrid(grid: IntQuantGrid(bitWidth: 32, signed: true), scale: outScale)
+            probe.outputRule = rule
+            let ends = layer.accumulatorRange.enumerated().flatMap { c, r in [probe.requantizedCode(r.lowerBound, channel: c), probe.requantizedCode(r.upperBound, channel: c)] }
+            grid = IntQuantGrid.smallest(holding: Int(ends.min() ?? 0)...Int(ends.max() ?? 0))
+            guard grid.bitWidth <= 31 else { throw StreamlineError(q.name, "its codes need \(grid.bitWidth) bits; QForge streamlines up to 31") }
+        }
+        return (CodeGrid(grid: grid, scale: outScale, zeroPoint: Int(zeroCode)), rule)
     }
 
     /// The integer product of a Gemm/Conv whose weight comes from a Quant node.
@@ -405,6 +489,21 @@ struct ChainWalker {
             }
         }
         return MultiThreshold(thresholds: lists, outBias: Int64(grid.minInt), grid: grid)
+    }
+}
+
+extension IntQuantGrid {
+    /// The narrowest grid (unsigned when `codes` has no negative code, else signed; not narrow)
+    /// that holds every code of `codes`, at most 32 bits.
+    static func smallest(holding codes: ClosedRange<Int>) -> IntQuantGrid {
+        let signed = codes.lowerBound < 0
+        var bits = 1
+        while bits < 32 {
+            let g = IntQuantGrid(bitWidth: bits, signed: signed)
+            if g.minInt <= codes.lowerBound && codes.upperBound <= g.maxInt { break }
+            bits += 1
+        }
+        return IntQuantGrid(bitWidth: bits, signed: signed)
     }
 }
 

@@ -210,11 +210,13 @@ extension QuantConv2d: GraphLowerable {
     }
 }
 
-/// Rebuilds QuantIdentity, QuantReLU, QuantDense and QuantConv2d from their node groups.
+/// Rebuilds QuantIdentity, QuantReLU, QuantDense and QuantConv2d from their node groups, and
+/// the file-defined ThresholdActivation (MultiThreshold) and TruncActivation (Trunc).
 public struct QuantLayerReader: GraphLayerReader {
     public init() {}
 
     public func read(_ group: [Node], graph: Graph, tensors: [String: Tensor]) throws -> (any Layer)? {
+        if let layer = try FileActivationReader.read(group, tensors: tensors) { return layer }
         guard let quant = group.first(where: { $0.op == .quant || $0.op == .bipolarQuant }) else { return nil }
         guard quant.inputs.count == (quant.op == .quant ? 4 : 2) else {
             throw ModelError.notAChain(reason: "node \(quant.name): \(quant.op.rawValue) needs \(quant.op == .quant ? 4 : 2) inputs")

@@ -53,8 +53,8 @@ struct Compile: ParsableCommand {
     @Option(help: "Choose the fastest folding with at most this many multipliers (Σ PE·SIMD); with --style parallel, the size limit (Σ M·K).")
     var maxMultipliers: Int?
 
-    @Option(help: "Test vectors to write.")
-    var samples: Int = 100
+    @Option(help: "Test vectors to write (default 100, or every sample of --input).")
+    var samples: Int?
 
     @Option(help: "Vector inputs: fashion-mnist (the test set), random (the input grid, extremes included), or auto (Fashion-MNIST when the model takes 784 features and the data is installed).")
     var inputs: String = "auto"
@@ -67,6 +67,9 @@ struct Compile: ParsableCommand {
 
     @Option(help: "Seed of the generated data set (magnetometer) or of the CSV split, as in train and eval.")
     var dataSeed: UInt64 = 0
+
+    @Option(help: "Vector inputs from a .npy array [N, ...] (float32, uint8 or int64, values as for predict), e.g. the reference images that came with an imported model; the first --samples of them (all when --samples is not given). Overrides --dataset and --inputs.")
+    var input: String?
 
     @Option(help: "Seed of random input vectors.")
     var seed: UInt64 = 0
@@ -95,7 +98,7 @@ struct Compile: ParsableCommand {
             throw ValidationError("--style parallel has no folding (one inference per clock): drop --fold and --target-fps, or use --style folded")
         }
         if let n = maxMultipliers, n < 1 { throw ValidationError("--max-multipliers must be positive") }
-        guard samples >= 1 else { throw ValidationError("--samples must be positive") }
+        if let samples, samples < 1 { throw ValidationError("--samples must be positive") }
         guard ["auto", "fashion-mnist", "random"].contains(inputs) else { throw ValidationError("--inputs must be auto, fashion-mnist or random") }
     }
 
@@ -159,6 +162,18 @@ struct Compile: ParsableCommand {
 
     func makeVectors(_ integer: IntegerModel, _ quantized: Model?) throws -> TestVectors {
         let features = integer.inputShape.reduce(1, *)
+        if let input {
+            let all = try readNpy(input).asTensor()
+            guard all.rank >= 1, all.shape[0] >= 1, all.count == all.shape[0] * features else {
+                throw CommandError("\(input): shape \(all.shape) does not hold samples of \(integer.inputShape) (\(features) values each) for \(model)")
+            }
+            let n = samples ?? all.shape[0]
+            guard n <= all.shape[0] else { throw CommandError("\(input): --samples \(n) asks for more than its \(all.shape[0]) samples") }
+            let x = Tensor(shape: [n, features], scalars: Array(all.scalars.prefix(n * features)))
+            let prepared = quantized?.prepareInputs(x) ?? Tensor(shape: [n] + integer.inputShape, storage: x.storage)
+            return TestVectors(model: integer, inputs: integer.quantizeInput(prepared), source: input)
+        }
+        let samples = self.samples ?? 100
         if let dataset {
             // The test split only: trainLimit 1 keeps a generated set from making its training half.
             let request = DataCatalog.Request(name: dataset, path: dataPath, trainLimit: 1, testLimit: samples, seed: dataSeed,

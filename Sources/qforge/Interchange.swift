@@ -17,10 +17,15 @@ func checkOverwrite(_ path: String, force: Bool) throws {
 /// One line per layer: its index, kind and quantization.
 func layerSummary(_ m: Model) -> [[String]] {
     m.network.layers.enumerated().map { i, layer in
-        let quant = (layer as? QuantizedLayer)?.quantizers.map { name, q in
+        var quant = (layer as? QuantizedLayer)?.quantizers.map { name, q in
             let s = q.settings
             return "\(name) \(s.bipolar ? "bipolar" : "\(s.bitWidth)-bit \(s.signed ? "signed" : "unsigned")\(s.narrow ? " narrow" : "")")"
         }.joined(separator: ", ") ?? ""
+        if let t = layer as? ThresholdActivation {
+            quant = "MultiThreshold \(t.thresholds.shape[0])×\(t.thresholds.shape[1]), out_scale \(t.outScale), out_bias \(t.outBias)"
+        } else if let t = layer as? TruncActivation {
+            quant = "Trunc v\(t.outputScale == nil ? 1 : 2) \(t.inputBits)→\(t.outputBits)-bit \(t.signed ? "signed" : "unsigned"), \(t.rounding.rawValue)"
+        }
         return ["layers.\(i)", "\(type(of: layer))", quant]
     }
 }

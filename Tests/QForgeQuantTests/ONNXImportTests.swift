@@ -224,11 +224,12 @@ final class ONNXImportTests: XCTestCase {
         var m = Self.tinyModel()
         m.graph.node.append(Self.node("Resize", ["y"], ["z"]))
         m.graph.output = [Self.value("z", [1, 3])]
-        XCTAssertEqual(try importError(m), "m.onnx: node 'z_node' (Resize): QForge does not import this op (it imports Quant, BipolarQuant weights, Gemm, MatMul, Conv, BatchNormalization, Add/Mul by constants, Relu, Sigmoid, Tanh, MaxPool, Flatten, flattening Reshape/Transpose, Identity, Dropout)")
+        XCTAssertEqual(try importError(m), "m.onnx: node 'z_node' (Resize): QForge does not import this op (it imports Quant, BipolarQuant weights, Trunc, MultiThreshold, Gemm, MatMul, Conv, BatchNormalization, Add/Mul by constants, Relu, Sigmoid, Tanh, MaxPool, Flatten, flattening Reshape/Transpose, Identity, Dropout)")
         var t = Self.tinyModel()
         t.graph.node.insert(Self.node("MultiThreshold", ["x", "W"], ["xt"], domain: "qonnx.custom_op.general"), at: 0)
         t.graph.node[1].input[0] = "xt"
-        XCTAssertEqual(try importError(t), "m.onnx: node 'xt_node' (MultiThreshold): QForge has no MultiThreshold layer; import the model before FINN streamlining (with Quant nodes), QForge makes its own thresholds")
+        // A MultiThreshold imports (QONNXThresholdTruncTests), but its thresholds must fit the channels.
+        XCTAssertEqual(try importError(t), "m.onnx: node 'xt_node' (MultiThreshold): thresholds of shape [3, 4] do not fit 4 channels; MultiThreshold needs [channels or 1, steps] numbers")
     }
 
     func testQuantWithComputedBitWidth() throws {

@@ -8,7 +8,7 @@ import QForgeTensor
 import TestSupport
 import XCTest
 
-/// Issue 7, acceptance 2: the dense Brevitas fixtures, imported, compile to folded Verilog and
+/// Issue 7, acceptance 2: the Brevitas fixtures, imported, compile to folded Verilog and
 /// simulate in Verilator bit-exact (every output accumulator against the integer model) on the
 /// fixture's own 100 reference images; the accumulators the hardware must produce, read as
 /// logits, give Brevitas' class on every image. Release mode only (Verilator builds and runs the designs).
@@ -29,6 +29,16 @@ final class QONNXHardwareTests: XCTestCase {
         throw XCTSkip(ReleaseTrainingTests.debugSkipMessage)
         #else
         try compileAndSimulate("mlp_w8a8")
+        #endif
+    }
+
+    /// The convolutional fixture (three 3×3 convolutions, two max-pools, two dense layers):
+    /// sliding windows with zero padding, pool units, the flatten reorder.
+    func testCNNW4A4SimulatesBitExactInVerilator() throws {
+        #if DEBUG
+        throw XCTSkip(ReleaseTrainingTests.debugSkipMessage)
+        #else
+        try compileAndSimulate("cnn_w4a4")
         #endif
     }
 

@@ -44,6 +44,29 @@ final class HardwareCLITests: XCTestCase {
         XCTAssertTrue(lint.stdout.contains("lint clean"), "\(lint)")
     }
 
+    /// `qforge demo` end to end, small: magnetometer data, magnet-small for one epoch, 8-bit PTQ,
+    /// the folded design, Icarus on 8 held-out samples. An existing design directory is refused
+    /// before any training, and left as it was.
+    func testDemoGoesThroughCompileAndSimulation() throws {
+        let tmp = try TemporaryDirectory()
+        try tmp.write("taken/notes.txt", text: "keep")
+        let refused = try runQForge(["demo", "--samples", "2000", "--epochs", "1", "--build", "taken"], in: tmp)
+        assertCleanFailure(refused, path: "taken", problem: ["exists", "--force"])
+        XCTAssertEqual(try String(contentsOfFile: tmp.file("taken/notes.txt"), encoding: .utf8), "keep")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.file("magnet-small.safetensors")), "nothing trained before the refusal")
+
+        try requireResource(toolAvailable("iverilog") && toolAvailable("vvp"), "iverilog not found (Debian package iverilog)")
+        let demo = try runQForge(["demo", "--samples", "2000", "--epochs", "1", "--sim-samples", "8", "--simulator", "icarus",
+                                  "--build", "design", "-o", "m.safetensors"], in: tmp, timeout: 900)
+        XCTAssertEqual(demo.status, 0, "\(demo)")
+        for step in ["== 1. train", "== 2. qforge quantize", "== 3. qforge compile", "== 4. qforge sim"] {
+            XCTAssertTrue(demo.stdout.contains(step), "missing \(step): \(demo.stdout)")
+        }
+        XCTAssertTrue(demo.stdout.contains("icarus: 8 passed, 0 failed"), "\(demo)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.file("m-w8a8.safetensors")))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.file("design/manifest.json")))
+    }
+
     func testCompileRefusesANonEmptyDirectoryAndBadFolding() throws {
         let tmp = try TemporaryDirectory()
         let model = try writeModel(tmp)

@@ -79,6 +79,20 @@ final class ParallelAndFoldingCLITests: XCTestCase {
         assertCleanFailure(few, path: model, problem: ["--max-multipliers 1 is less than the 2 layers"])
     }
 
+    func testAutomaticFoldingRefusesConvolutions() throws {
+        // The search's cycle model is the dense one: a convolutional model gets a clear error.
+        let tmp = try TemporaryDirectory()
+        var generator = RandomIntegerModel(seed: 11, lookupChance: 0)  // (the file format stores tables that cover their grid)
+        var model = generator.convModel(maxChannels: 2, maxSide: 4, maxDense: 2)
+        while !model.layers.contains(where: { $0.product.kind != .gemm }) { model = generator.convModel(maxChannels: 2, maxSide: 4, maxDense: 2) }
+        try IntegerModelFile.save(model, to: tmp.file("conv.int"))
+        let conv = model.layers.first { $0.product.kind != .gemm || $0.codeOps.contains { $0 != .flatten } }!
+        for goal in [["--target-fps", "1000"], ["--max-multipliers", "8"]] {
+            let r = try runQForge(["compile", "conv.int", "-o", "build"] + goal, in: tmp)
+            assertCleanFailure(r, path: "conv.int", problem: ["layer \(conv.name)", "dense layers only", "--fold"])
+        }
+    }
+
     func testFoldFromAJSONFile() throws {
         let tmp = try TemporaryDirectory()
         let model = try writeModel(tmp)

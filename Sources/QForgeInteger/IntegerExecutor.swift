@@ -104,8 +104,8 @@ struct LayerPlan: Sendable {
         return Fused(weights: probe.packed(), direct: direct, byteDirect: byteDirect, byteGemm: byteGemm, bound: bound, epilogue: epilogue)
     }
 
-    /// How the layer runs, for benchmarks' reports: "fused Int16 direct conv", "fused Int16
-    /// gemm", … or "definition (float32|int64|int16 path)".
+    /// How the layer runs, for benchmarks' reports: "fused direct conv on bytes (VNNI)", "fused
+    /// gemm on Int16", … or "definition (float32|int64|int16 path)".
     var summary: String {
         guard let fused else {
             let bound = Int64(Swift.max(abs(layer.input.grid.minInt), abs(layer.input.grid.maxInt)))
@@ -114,12 +114,12 @@ struct LayerPlan: Sendable {
         }
         let kind: String
         switch layer.product.kind {
-        case .gemm: kind = IntegerOps.int16Kernel == .vnni512 && fused.byteGemm != nil ? "gemm on bytes (VNNI)" : "gemm"
+        case .gemm: kind = IntegerOps.int16Kernel == .vnni512 && fused.byteGemm != nil ? "gemm on bytes (VNNI)" : "gemm on Int16"
         case .conv:
             kind = IntegerOps.int16Kernel == .vnni512 && fused.byteDirect != nil ? "direct conv on bytes (VNNI)"
-                : fused.direct != nil ? "direct conv" : "im2col conv"
+                : fused.direct != nil ? "direct conv on Int16" : "im2col conv on Int16"
         }
-        return "\(layer.name): fused Int16 \(kind)"
+        return "\(layer.name): fused \(kind)"
     }
 
     /// The layer's output for input codes x: its codes, or (last) its accumulators.

@@ -92,25 +92,7 @@ func emitParallelLayer(_ u: MatrixVectorUnit) -> String {
     v.line("  assign in_ready_o = out_ready_i | ~out_valid_q;")
     v.line("  assign out_data_o = out_q;")
     v.line("  assign out_valid_o = out_valid_q;")
-    v.line()
-    v.line("  always @(*) begin")
-    v.line("    out_d = out_q;")
-    v.line("    out_valid_d = out_valid_q;")
-    v.line("    if (in_ready_o) begin")
-    v.line("      out_valid_d = in_valid_i;")
-    v.line("      if (in_valid_i) out_d = req_data;")
-    v.line("    end")
-    v.line("  end")
-    v.line()
-    v.line("  always @(posedge clk_i or negedge rst_ni) begin")
-    v.line("    if (!rst_ni) begin")
-    v.line("      out_q <= \(lit(m * ob, 0));")
-    v.line("      out_valid_q <= 1'b0;")
-    v.line("    end else begin")
-    v.line("      out_q <= out_d;")
-    v.line("      out_valid_q <= out_valid_d;")
-    v.line("    end")
-    v.line("  end")
+    emitRegisterStage(&v, bits: m * ob, next: "req_data")
     v.line()
     v.line("endmodule")
     return v.text
@@ -165,25 +147,7 @@ func emitVectorArgmax(_ g: HardwareGraph) -> String {
         }
         v.line("  end")
     }
-    v.line()
-    v.line("  always @(*) begin")
-    v.line("    out_d = out_q;")
-    v.line("    out_valid_d = out_valid_q;")
-    v.line("    if (in_ready_o) begin")
-    v.line("      out_valid_d = in_valid_i;")
-    v.line("      if (in_valid_i) out_d = best_idx;")
-    v.line("    end")
-    v.line("  end")
-    v.line()
-    v.line("  always @(posedge clk_i or negedge rst_ni) begin")
-    v.line("    if (!rst_ni) begin")
-    v.line("      out_q <= \(lit(ib, 0));")
-    v.line("      out_valid_q <= 1'b0;")
-    v.line("    end else begin")
-    v.line("      out_q <= out_d;")
-    v.line("      out_valid_q <= out_valid_d;")
-    v.line("    end")
-    v.line("  end")
+    emitRegisterStage(&v, bits: ib, next: "best_idx")
     v.line()
     v.line("endmodule")
     return v.text
@@ -204,17 +168,7 @@ func emitParallelTop(_ g: HardwareGraph) -> String {
             : "Output: all \(m) accumulators per beat, channel c in bits [c·\(ab) +: \(ab)], \(vw) bits sign-extended to \(ab); tlast on each beat.",
         "Steady state: \(g.expectedCyclesPerInference) cycle per inference; latency \(g.expectedLatency) cycles.",
     ])
-    v.block("module \(g.top) (", ");") { v in
-        v.line("input  wire clk_i,")
-        v.line("input  wire rst_ni,")
-        v.line("input  wire \(range(g.inputDataBits)) s_axis_tdata_i,")
-        v.line("input  wire s_axis_tvalid_i,")
-        v.line("output wire s_axis_tready_o,")
-        v.line("output wire \(range(g.outputDataBits)) m_axis_tdata_o,")
-        v.line("output wire m_axis_tvalid_o,")
-        v.line("input  wire m_axis_tready_i,")
-        v.line("output wire m_axis_tlast_o")
-    }
+    v.topModule(g)
     v.line()
     for u in g.units {
         v.line("  wire \(range(u.outputs * u.outputBits)) l\(u.index)_data;")
@@ -227,16 +181,8 @@ func emitParallelTop(_ g: HardwareGraph) -> String {
     for u in g.units {
         v.line()
         let inData = u.index == 0 ? (g.inputDataBits > inBits ? "s_axis_tdata_i[\(inBits - 1):0]" : "s_axis_tdata_i") : "l\(u.index - 1)_data"
-        v.line("  \(u.module) u_l\(u.index) (")
-        v.line("    .clk_i      (clk_i),")
-        v.line("    .rst_ni     (rst_ni),")
-        v.line("    .in_data_i  (\(inData)),")
-        v.line("    .in_valid_i (\(u.index == 0 ? "s_axis_tvalid_i" : "l\(u.index - 1)_valid")),")
-        v.line("    .in_ready_o (\(u.index == 0 ? "s_axis_tready_o" : "l\(u.index - 1)_ready")),")
-        v.line("    .out_data_o (l\(u.index)_data),")
-        v.line("    .out_valid_o(l\(u.index)_valid),")
-        v.line("    .out_ready_i(l\(u.index)_ready)")
-        v.line("  );")
+        v.streamInstance(u.module, "u_l\(u.index)", input: (inData, u.index == 0 ? "s_axis_tvalid_i" : "l\(u.index - 1)_valid",
+                                                             u.index == 0 ? "s_axis_tready_o" : "l\(u.index - 1)_ready"), output: "l\(u.index)")
     }
     let l = g.units.count - 1
     v.line()
@@ -311,4 +257,29 @@ extension HardwareDesign {
         files["manifest.json"] = manifest.json()
         self.files = files
     }
+}
+
+/// The next-state logic and the flip-flops of a valid/ready register stage (`out_q`,
+/// `out_valid_q`, declared by the caller with `in_ready_o = out ready | ~out_valid_q`): it takes
+/// `next` when the input is valid and the stage is free or being emptied; reset clears it.
+func emitRegisterStage(_ v: inout VerilogText, bits: Int, next: String) {
+    v.line()
+    v.line("  always @(*) begin")
+    v.line("    out_d = out_q;")
+    v.line("    out_valid_d = out_valid_q;")
+    v.line("    if (in_ready_o) begin")
+    v.line("      out_valid_d = in_valid_i;")
+    v.line("      if (in_valid_i) out_d = \(next);")
+    v.line("    end")
+    v.line("  end")
+    v.line()
+    v.line("  always @(posedge clk_i or negedge rst_ni) begin")
+    v.line("    if (!rst_ni) begin")
+    v.line("      out_q <= \(lit(bits, 0));")
+    v.line("      out_valid_q <= 1'b0;")
+    v.line("    end else begin")
+    v.line("      out_q <= out_d;")
+    v.line("      out_valid_q <= out_valid_d;")
+    v.line("    end")
+    v.line("  end")
 }

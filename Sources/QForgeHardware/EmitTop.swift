@@ -110,17 +110,7 @@ func emitTop(_ g: HardwareGraph) -> String {
             : "Output: \(g.outputWords) accumulators per inference, one per beat, \(g.outputValueBits) bits sign-extended to \(g.outputDataBits); tlast on the last.",
         "Steady state: \(g.expectedCyclesPerInference) cycles per inference; latency \(g.expectedLatency) cycles.",
     ])
-    v.block("module \(g.top) (", ");") { v in
-        v.line("input  wire clk_i,")
-        v.line("input  wire rst_ni,")
-        v.line("input  wire \(range(g.inputDataBits)) s_axis_tdata_i,")
-        v.line("input  wire s_axis_tvalid_i,")
-        v.line("output wire s_axis_tready_o,")
-        v.line("output wire \(range(g.outputDataBits)) m_axis_tdata_o,")
-        v.line("output wire m_axis_tvalid_o,")
-        v.line("input  wire m_axis_tready_i,")
-        v.line("output wire m_axis_tlast_o")
-    }
+    v.topModule(g)
     v.line()
     for u in g.units {
         v.line("  wire \(range(u.folding.pe * u.outputBits)) l\(u.index)_data;")
@@ -141,29 +131,11 @@ func emitTop(_ g: HardwareGraph) -> String {
             v.line("  wire \(range(pool.lanes * pool.grid.bitWidth)) \(name)_data;")
             v.line("  wire \(name)_valid, \(name)_ready;")
             v.line()
-            v.line("  \(pool.module) u_\(name) (")
-            v.line("    .clk_i      (clk_i),")
-            v.line("    .rst_ni     (rst_ni),")
-            v.line("    .in_data_i  (\(inData)),")
-            v.line("    .in_valid_i (\(inValid)),")
-            v.line("    .in_ready_o (\(inReady)),")
-            v.line("    .out_data_o (\(name)_data),")
-            v.line("    .out_valid_o(\(name)_valid),")
-            v.line("    .out_ready_i(\(name)_ready)")
-            v.line("  );")
+            v.streamInstance(pool.module, "u_\(name)", input: (inData, inValid, inReady), output: name)
             v.line()
             (inData, inValid, inReady) = ("\(name)_data", "\(name)_valid", "\(name)_ready")
         }
-        v.line("  \(u.module) u_l\(u.index) (")
-        v.line("    .clk_i      (clk_i),")
-        v.line("    .rst_ni     (rst_ni),")
-        v.line("    .in_data_i  (\(inData)),")
-        v.line("    .in_valid_i (\(inValid)),")
-        v.line("    .in_ready_o (\(inReady)),")
-        v.line("    .out_data_o (l\(u.index)_data),")
-        v.line("    .out_valid_o(l\(u.index)_valid),")
-        v.line("    .out_ready_i(l\(u.index)_ready)")
-        v.line("  );")
+        v.streamInstance(u.module, "u_l\(u.index)", input: (inData, inValid, inReady), output: "l\(u.index)")
     }
     let l = g.units.count - 1
     // With argmax the serializer's stream (acc_*) feeds the argmax unit, else the output.
@@ -272,4 +244,37 @@ func emitArgmax(_ g: HardwareGraph) -> String {
     v.line()
     v.line("endmodule")
     return v.text
+}
+
+extension VerilogText {
+    /// `module TOP (…);` with the top level's ports: clock, reset, the AXI-Stream input
+    /// (s_axis) and output (m_axis, with tlast), the widths of graph `g`.
+    mutating func topModule(_ g: HardwareGraph) {
+        block("module \(g.top) (", ");") { v in
+            v.line("input  wire clk_i,")
+            v.line("input  wire rst_ni,")
+            v.line("input  wire \(range(g.inputDataBits)) s_axis_tdata_i,")
+            v.line("input  wire s_axis_tvalid_i,")
+            v.line("output wire s_axis_tready_o,")
+            v.line("output wire \(range(g.outputDataBits)) m_axis_tdata_o,")
+            v.line("output wire m_axis_tvalid_o,")
+            v.line("input  wire m_axis_tready_i,")
+            v.line("output wire m_axis_tlast_o")
+        }
+    }
+
+    /// An instance of a streaming unit (clock, reset, an in_* and an out_* valid/ready stream)
+    /// reading `input` (data, valid, ready) and driving the wires `output`_data, _valid, _ready.
+    mutating func streamInstance(_ module: String, _ name: String, input: (data: String, valid: String, ready: String), output: String) {
+        line("  \(module) \(name) (")
+        line("    .clk_i      (clk_i),")
+        line("    .rst_ni     (rst_ni),")
+        line("    .in_data_i  (\(input.data)),")
+        line("    .in_valid_i (\(input.valid)),")
+        line("    .in_ready_o (\(input.ready)),")
+        line("    .out_data_o (\(output)_data),")
+        line("    .out_valid_o(\(output)_valid),")
+        line("    .out_ready_i(\(output)_ready)")
+        line("  );")
+    }
 }

@@ -1,5 +1,7 @@
 import Foundation
+import HardwareTestSupport
 import QForgeData
+import QForgeInteger
 import TestSupport
 import XCTest
 
@@ -68,4 +70,11 @@ func requireInstalledFashionMNIST() throws {
         return FileManager.default.fileExists(atPath: base) || FileManager.default.fileExists(atPath: base + ".gz")
     }
     try requireResource(present, "Fashion-MNIST is not installed in \(dir); run 'make deps' (apt-get install -y dataset-fashion-mnist)")
+}
+
+/// The small dense integer model (4 → 6 → 2, `smallDenseModel`) saved as `small.int` in tmp.
+func writeModel(_ tmp: TemporaryDirectory) throws -> String {
+    let path = tmp.file("small.int")
+    try IntegerModelFile.save(smallDenseModel(), to: path)
+    return path
 }

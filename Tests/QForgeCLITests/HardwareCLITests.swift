@@ -6,18 +6,6 @@ import XCTest
 
 /// `qforge compile`, `sim` and `lint` on a small integer model file.
 final class HardwareCLITests: XCTestCase {
-    func writeModel(_ tmp: TemporaryDirectory) throws -> String {
-        let path = tmp.file("small.int")
-        try IntegerModelFile.save(smallDenseModel(), to: path)
-        return path
-    }
-
-    func toolAvailable(_ name: String) -> Bool {
-        (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains {
-            FileManager.default.isExecutableFile(atPath: "\($0)/\(name)")
-        }
-    }
-
     func testCompileSimulateAndLint() throws {
         let tmp = try TemporaryDirectory()
         let model = try writeModel(tmp)

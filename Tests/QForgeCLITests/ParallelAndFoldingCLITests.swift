@@ -7,18 +7,6 @@ import XCTest
 /// `qforge compile --style parallel`, `--target-fps`, `--max-multipliers` and `--fold file.json`
 /// on the small integer model (4 → 6 → 2).
 final class ParallelAndFoldingCLITests: XCTestCase {
-    func writeModel(_ tmp: TemporaryDirectory) throws -> String {
-        let path = tmp.file("small.int")
-        try IntegerModelFile.save(smallDenseModel(), to: path)
-        return path
-    }
-
-    func toolAvailable(_ name: String) -> Bool {
-        (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains {
-            FileManager.default.isExecutableFile(atPath: "\($0)/\(name)")
-        }
-    }
-
     func testParallelCompileSimulateAndLint() throws {
         let tmp = try TemporaryDirectory()
         let model = try writeModel(tmp)

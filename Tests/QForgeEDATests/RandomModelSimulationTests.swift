@@ -35,20 +35,8 @@ final class RandomModelSimulationTests: XCTestCase {
             for (f, folding) in foldings(model, seed: seed).enumerated() {
                 let label = "seed \(seed), folding \(folding.map(\.description).joined(separator: "; "))"
                 let graph = try HardwareGraph(model, foldings: folding)
-                let path = dir.file("s\(seed)-f\(f)")
-                try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
-                if simulators.contains(.verilator) {
-                    XCTAssertEqual(try lint(directory: path).map(\.description), [], "lint, \(label)")
-                }
-                for simulator in simulators {
-                    let result = try simulate(directory: path, simulator: simulator,
-                                              options: SimulationOptions(seed: Int(seed)))
-                    let r = result.report
-                    XCTAssertEqual(r.failed, 0, "\(simulator), \(label): \(r.failures.prefix(5))")
-                    XCTAssertEqual(r.passed, vectors.count, "\(simulator), \(label)")
-                    XCTAssertEqual(r.cyclesPerInference, graph.expectedCyclesPerInference, "\(simulator), \(label): cycles per inference")
-                    XCTAssertEqual(r.latency, graph.expectedLatency, "\(simulator), \(label): latency")
-                }
+                try checkDesign(graph, model, vectors, in: dir, name: "s\(seed)-f\(f)", simulators: simulators,
+                                lints: simulators.contains(.verilator), seed: seed, label: label)
             }
         }
     }
@@ -69,18 +57,7 @@ final class RandomModelSimulationTests: XCTestCase {
             let parallel = seed % 3 == 2
             let label = "seed \(seed), " + (parallel ? "parallel" : "folding \(folding.map(\.description).joined(separator: "; "))") + (argmax ? ", argmax" : "")
             let graph = parallel ? try HardwareGraph.parallel(model, argmax: argmax) : try HardwareGraph(model, foldings: folding, argmax: argmax)
-            let path = dir.file("s\(seed)")
-            try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
-            if let keep = environment["QFORGE_HW_KEEP"] {  // a copy of every design, to debug a failure
-                try? FileManager.default.createDirectory(atPath: keep, withIntermediateDirectories: true)
-                try? FileManager.default.copyItem(atPath: path, toPath: (keep as NSString).appendingPathComponent("s\(seed)"))
-            }
-            if lints { XCTAssertEqual(try lint(directory: path).map(\.description), [], "lint, \(label)") }
-            let r = try simulate(directory: path, simulator: .icarus, options: SimulationOptions(seed: Int(seed))).report
-            XCTAssertEqual(r.failed, 0, "\(label): \(r.failures.prefix(5))")
-            XCTAssertEqual(r.passed, vectors.count, label)
-            XCTAssertEqual(r.cyclesPerInference, graph.expectedCyclesPerInference, "\(label): cycles per inference")
-            XCTAssertEqual(r.latency, graph.expectedLatency, "\(label): latency")
+            try checkDesign(graph, model, vectors, in: dir, name: "s\(seed)", simulators: [.icarus], lints: lints, seed: seed, label: label)
         }
     }
 
@@ -100,15 +77,8 @@ final class RandomModelSimulationTests: XCTestCase {
             for (f, folding) in foldings(model, seed: seed).enumerated() {
                 let label = "conv seed \(seed), folding \(folding.map(\.description).joined(separator: "; "))"
                 let graph = try HardwareGraph(model, foldings: folding)
-                let path = dir.file("c\(seed)-f\(f)")
-                try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
-                keep(path, as: "c\(seed)-f\(f)")
-                XCTAssertEqual(try lint(directory: path).map(\.description), [], "lint, \(label)")
-                let r = try simulate(directory: path, simulator: .verilator, options: SimulationOptions(seed: Int(seed), quickBuild: true)).report
-                XCTAssertEqual(r.failed, 0, "\(label): \(r.failures.prefix(5))")
-                XCTAssertEqual(r.passed, vectors.count, label)
-                XCTAssertEqual(r.cyclesPerInference, graph.expectedCyclesPerInference, "\(label): cycles per inference")
-                XCTAssertEqual(r.latency, graph.expectedLatency, "\(label): latency")
+                try checkDesign(graph, model, vectors, in: dir, name: "c\(seed)-f\(f)", simulators: [.verilator], lints: true, seed: seed,
+                                quickBuild: true, label: label)
             }
         }
     }
@@ -130,15 +100,7 @@ final class RandomModelSimulationTests: XCTestCase {
             let argmax = seed % 4 == 0
             let label = "conv seed \(seed), folding \(folding.map(\.description).joined(separator: "; "))\(argmax ? ", argmax" : "")"
             let graph = try HardwareGraph(model, foldings: folding, argmax: argmax)
-            let path = dir.file("c\(seed)")
-            try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
-            keep(path, as: "c\(seed)")
-            if lints { XCTAssertEqual(try lint(directory: path).map(\.description), [], "lint, \(label)") }
-            let r = try simulate(directory: path, simulator: .icarus, options: SimulationOptions(seed: Int(seed))).report
-            XCTAssertEqual(r.failed, 0, "\(label): \(r.failures.prefix(5))")
-            XCTAssertEqual(r.passed, vectors.count, label)
-            XCTAssertEqual(r.cyclesPerInference, graph.expectedCyclesPerInference, "\(label): cycles per inference")
-            XCTAssertEqual(r.latency, graph.expectedLatency, "\(label): latency")
+            try checkDesign(graph, model, vectors, in: dir, name: "c\(seed)", simulators: [.icarus], lints: lints, seed: seed, label: label)
         }
     }
 
@@ -157,23 +119,34 @@ final class RandomModelSimulationTests: XCTestCase {
             let argmax = seed % 2 == 1
             let label = "seed \(seed), parallel \(model.layers.map { "\($0.product.weights.shape)" }.joined(separator: " "))\(argmax ? ", argmax" : "")"
             let graph = try HardwareGraph.parallel(model, argmax: argmax)
-            let path = dir.file("p\(seed)")
-            try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
-            keep(path, as: "p\(seed)")
-            XCTAssertEqual(try lint(directory: path).map(\.description), [], "lint, \(label)")
-            let r = try simulate(directory: path, simulator: .verilator, options: SimulationOptions(seed: Int(seed), quickBuild: true)).report
-            XCTAssertEqual(r.failed, 0, "\(label): \(r.failures.prefix(5))")
-            XCTAssertEqual(r.passed, vectors.count, label)
-            XCTAssertEqual(r.cyclesPerInference, 1, "\(label): cycles per inference")
-            XCTAssertEqual(r.latency, graph.expectedLatency, "\(label): latency")
+            XCTAssertEqual(graph.expectedCyclesPerInference, 1, "\(label): one inference per cycle")  // measured below against it
+            try checkDesign(graph, model, vectors, in: dir, name: "p\(seed)", simulators: [.verilator], lints: true, seed: seed,
+                            quickBuild: true, label: label)
         }
     }
 
-    /// With `QFORGE_HW_KEEP=DIR`, a copy of the design (to debug a failure).
-    func keep(_ path: String, as name: String) {
-        guard let keep = environment["QFORGE_HW_KEEP"] else { return }
-        try? FileManager.default.createDirectory(atPath: keep, withIntermediateDirectories: true)
-        try? FileManager.default.copyItem(atPath: path, toPath: (keep as NSString).appendingPathComponent(name))
+    /// Writes `graph`'s design to `dir/name` (with `QFORGE_HW_KEEP=DIR`, a copy there too, to
+    /// debug a failure), lints it in Verilator when `lints`, and simulates it with random stalls
+    /// in each of `simulators`: every output word of `vectors` bit-exact, and cycles per
+    /// inference and latency as the graph expects.
+    func checkDesign(_ graph: HardwareGraph, _ model: IntegerModel, _ vectors: TestVectors, in dir: TemporaryDirectory, name: String,
+                     simulators: [Simulator], lints: Bool, seed: UInt64, quickBuild: Bool = false, label: String,
+                     file: StaticString = #filePath, line: UInt = #line) throws {
+        let path = dir.file(name)
+        try HardwareDesign(graph, vectors: vectors, integerModel: model).write(to: path)
+        if let keep = environment["QFORGE_HW_KEEP"] {
+            try? FileManager.default.createDirectory(atPath: keep, withIntermediateDirectories: true)
+            try? FileManager.default.copyItem(atPath: path, toPath: (keep as NSString).appendingPathComponent(name))
+        }
+        if lints { XCTAssertEqual(try lint(directory: path).map(\.description), [], "lint, \(label)", file: file, line: line) }
+        for simulator in simulators {
+            let r = try simulate(directory: path, simulator: simulator, options: SimulationOptions(seed: Int(seed), quickBuild: quickBuild)).report
+            let context = "\(simulator), \(label)"
+            XCTAssertEqual(r.failed, 0, "\(context): \(r.failures.prefix(5))", file: file, line: line)
+            XCTAssertEqual(r.passed, vectors.count, context, file: file, line: line)
+            XCTAssertEqual(r.cyclesPerInference, graph.expectedCyclesPerInference, "\(context): cycles per inference", file: file, line: line)
+            XCTAssertEqual(r.latency, graph.expectedLatency, "\(context): latency", file: file, line: line)
+        }
     }
 
     /// PE = SIMD = 1, everything parallel, and a random divisor pair per layer (SIMD over the

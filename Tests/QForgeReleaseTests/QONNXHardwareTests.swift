@@ -94,10 +94,4 @@ final class QONNXHardwareTests: XCTestCase {
         XCTAssertEqual(s["failed"] as? Int, 0)
         XCTAssertEqual(s["cycles_per_inference"] as? Int, s["expected_cycles_per_inference"] as? Int)
     }
-
-    func toolAvailable(_ name: String) -> Bool {
-        (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains {
-            FileManager.default.isExecutableFile(atPath: "\($0)/\(name)")
-        }
-    }
 }

@@ -27,6 +27,13 @@ public func requireResource(_ available: Bool, _ message: @autoclosure () -> Str
     throw missingResource(message())
 }
 
+/// Whether an executable named `name` is on the PATH.
+public func toolAvailable(_ name: String) -> Bool {
+    (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains {
+        FileManager.default.isExecutableFile(atPath: "\($0)/\(name)")
+    }
+}
+
 /// The error for a missing resource: a failure in CI, a skip elsewhere.
 public func missingResource(_ message: String) -> Error {
     if isContinuousIntegration {

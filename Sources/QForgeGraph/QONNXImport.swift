@@ -11,6 +11,7 @@ import QForgeTensor
 /// | ONNX | QForge layer (node names) |
 /// |------|---------------------------|
 /// | Quant on the chain | QuantIdentity (`layers.N`), or with the Relu before it QuantReLU (`layers.N`, `layers.N/act_quant`) |
+/// | BipolarQuant on the chain (one scale) | QuantIdentity with a bipolar (±scale) quantizer |
 /// | Gemm / MatMul [+ Add bias] with a Quant or BipolarQuant weight | QuantDense (`layers.N/weight_quant`, [`layers.N/bias_quant`], `layers.N`) |
 /// | Conv with a Quant or BipolarQuant weight | QuantConv2d |
 /// | Gemm / MatMul / Conv with a float weight | Dense / Conv2d |
@@ -332,8 +333,7 @@ private struct Importer {
         try chainInput(n)
         switch (isQONNX, op) {
         case (true, "Quant"): try activationQuant(n)
-        case (true, "BipolarQuant"):
-            throw unsupported(n, "bipolar activations have no QForge layer (bipolar weights do: a BipolarQuant on a weight initializer)")
+        case (true, "BipolarQuant"): try activationBipolar(n)
         case (true, "Trunc"): try trunc(n)
         case (true, "MultiThreshold"): try multiThreshold(n)
         case (false, "Gemm"), (false, "MatMul"): try dense(n)
@@ -358,7 +358,7 @@ private struct Importer {
             guard n.output.filter({ !$0.isEmpty }).count == 1 else { throw unsupported(n, "a Dropout with a mask output is a training graph; export for inference") }
             try advance(n, to: head)
         default:
-            throw unsupported(n, "QForge does not import this op (it imports Quant, BipolarQuant weights, Trunc, MultiThreshold, Gemm, MatMul, Conv, BatchNormalization, Add/Mul by constants, Relu, Sigmoid, Tanh, MaxPool, Flatten, flattening Reshape/Transpose, Identity, Dropout)")
+            throw unsupported(n, "QForge does not import this op (it imports Quant, BipolarQuant, Trunc, MultiThreshold, Gemm, MatMul, Conv, BatchNormalization, Add/Mul by constants, Relu, Sigmoid, Tanh, MaxPool, Flatten, flattening Reshape/Transpose, Identity, Dropout)")
         }
     }
 
@@ -550,6 +550,20 @@ private struct Importer {
         let nodeName = joinsRelu ? "\(layer)/act_quant" : layer
         let out = try emitQuant(n, input: head, scale: scale, scaleShape: [1], zeroPoint: zero.scalars[0], bits: bits,
                                 prefix: "\(layer).act_quant", nodeName: nodeName, axis: nil)
+        try advance(n, to: out)
+    }
+
+    /// A BipolarQuant on the chain (FINN's 1-bit activations): a layer of its own, ±scale.
+    mutating func activationBipolar(_ n: Onnx_NodeProto) throws {
+        guard n.input.count == 2 else { throw unsupported(n, "a BipolarQuant node needs 2 inputs (x, scale), it has \(n.input.count)") }
+        let scale = try constantInput(n, 1, "scale")
+        guard scale.count == 1, scale.scalars[0] > 0, scale.scalars[0].isFinite else {
+            throw unsupported(n, "a bipolar activation needs one positive scale (per tensor), found \(scale.scalars.prefix(4)); QForge quantizes activations per tensor")
+        }
+        let layer = newLayer()
+        lastGroup = []
+        let out = try emitQuant(n, input: head, scale: scale, scaleShape: [1], zeroPoint: 0, bits: 1,
+                                prefix: "\(layer).act_quant", nodeName: layer, axis: nil)
         try advance(n, to: out)
     }
 

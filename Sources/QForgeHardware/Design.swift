@@ -47,6 +47,8 @@ public struct HardwareManifest: Codable, Equatable, Sendable {
         public var source: String
         public var input: String
         public var expected: String
+        /// Layer-tap files (`compile --taps`): the stream after each unit but the last.
+        public var taps: [String]? = nil
     }
 
     public var format = "qforge-hardware/1"
@@ -151,9 +153,15 @@ public struct HardwareDesign: Sendable {
         rtl.append("\(graph.top).v")
         let timingSamples = graph.units.count + graph.pools.count + 4
         let tb = "\(graph.prefix)_tb"
-        files["\(tb).v"] = emitTestbench(graph, vectors: vectors.count, timingSamples: timingSamples)
+        let taps = vectors.layerCodes != nil
+        files["\(tb).v"] = emitTestbench(graph, vectors: vectors.count, timingSamples: timingSamples, taps: taps)
         files["vectors/input.hex"] = vectors.inputHex(graph)
         files["vectors/expected.hex"] = vectors.expectedHex(graph)
+        var tapFiles: [String]? = nil
+        if taps {
+            tapFiles = graph.units.dropLast().map { "vectors/tap\($0.index).hex" }
+            for u in graph.units.dropLast() { files["vectors/tap\(u.index).hex"] = vectors.tapHex(u) }
+        }
         manifest = HardwareManifest(
             model: graph.modelName, top: graph.top, testbench: tb, rtl: rtl, testbenchFile: "\(tb).v", memories: memories, coe: coe,
             input: .init(lanes: graph.inputLanes, valueBits: graph.inputGrid.bitWidth, signed: graph.inputGrid.signed,
@@ -161,7 +169,7 @@ public struct HardwareDesign: Sendable {
             output: .init(lanes: 1, valueBits: graph.outputValueBits, signed: !graph.argmax, tdataBits: graph.outputDataBits,
                           beatsPerInference: graph.outputWords),
             layers: layers,
-            vectors: .init(count: vectors.count, source: vectors.source, input: "vectors/input.hex", expected: "vectors/expected.hex"),
+            vectors: .init(count: vectors.count, source: vectors.source, input: "vectors/input.hex", expected: "vectors/expected.hex", taps: tapFiles),
             expectedCyclesPerInference: graph.expectedCyclesPerInference, expectedLatency: graph.expectedLatency,
             timingSamples: timingSamples)
         files["manifest.json"] = manifest.json()

@@ -10,15 +10,41 @@ public struct TestVectors: Sendable {
     public var outputs: AccTensor
     /// Where the inputs come from ("fashion-mnist test set", "random").
     public var source: String
+    /// With layer taps: every layer's output codes but the last's (`IntegerModel.Trace.codes`),
+    /// which the testbench checks on the streams between the units.
+    public var layerCodes: [QTensor]?
 
     public var count: Int { inputs.shape[0] }
 
-    /// Runs the integer model on `inputs` (codes, [N, …]) for the expected outputs.
-    public init(model: IntegerModel, inputs: QTensor, source: String) {
+    /// Runs the integer model on `inputs` (codes, [N, …]) for the expected outputs, and keeps
+    /// every layer's codes when `taps`.
+    public init(model: IntegerModel, inputs: QTensor, source: String, taps: Bool = false) {
         let n = inputs.shape[0], features = inputs.count / max(n, 1)
         self.inputs = inputs.reshaped(to: [n, features])
-        outputs = model.run(inputs.reshaped(to: [n] + model.inputShape)).outputs
+        let trace = model.run(inputs.reshaped(to: [n] + model.inputShape))
+        outputs = trace.outputs
+        layerCodes = taps ? trace.codes : nil
         self.source = source
+    }
+
+    /// The tap file of unit `u` (not the last): its output stream, one word of PE codes per
+    /// line (lane p in bits [p·b, p·b + b)), in stream order (a map pixel by pixel, HWC).
+    func tapHex(_ u: MatrixVectorUnit) -> String {
+        let codes = layerCodes![u.index], perSample = codes.count / max(count, 1), pe = u.folding.pe
+        var lines: [String] = []
+        lines.reserveCapacity(count * u.outputWordsPerInference)
+        for n in 0..<count {
+            for word in 0..<u.outputWordsPerInference {
+                var w = BitWord()
+                for p in 0..<pe {
+                    let q = word * pe + p
+                    let index = u.window.map { modelIndex(streamPosition: q, channels: u.outputs, height: $0.outHeight, width: $0.outWidth) } ?? q
+                    w.append(Int64(codes.values[n * perSample + index]), bits: u.outputBits)
+                }
+                lines.append(w.hex)
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
     }
 
     /// `count` random input vectors over the input grid, with its extremes: all lowest, all
@@ -94,7 +120,11 @@ public struct TestVectors: Sendable {
 /// file, then sends a burst of samples without stalls to measure latency and the interval
 /// between inferences. Plusargs: `+samples=N`, `+seed=S`, `+stall=PERCENT` (default 30).
 /// Prints `FAIL` lines, `QFORGE cycles=… latency=… interval=…`, and last `N passed, M failed`.
-func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int) -> String {
+/// With `taps` (the folded style), it also checks every word on the stream after each unit but
+/// the last against `vectors/tap<i>.hex`, counts a sample failed when any of its words
+/// differs anywhere, and names each failed sample's first differing layer.
+func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int, taps: Bool = false) -> String {
+    let tapped = taps ? Array(g.units.dropLast()) : []
     let ib = g.inputDataBits, ob = g.outputDataBits, beats = g.inputBeats, words = g.outputWords
     let timeout = 20 * (g.expectedLatency + 2 * g.expectedCyclesPerInference) + 10_000
     // A max-pool that drops trailing rows or columns sends its last output before the input's
@@ -121,6 +151,17 @@ func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int) -> Stri
     v.line()
     v.line("  reg  [\(ib - 1):0] in_mem [0:\(vectors * beats - 1)];")
     v.line("  reg  [\(ob - 1):0] exp_mem [0:\(vectors * words - 1)];")
+    if !tapped.isEmpty {
+        v.line("  // Layer taps: the stream after each unit but the last, checked word by word; bit i of")
+        v.line("  // tap_bad[s] (out_bad[s]) marks a difference of sample s after unit i (at the output).")
+        for u in tapped {
+            v.line("  reg  [\(u.folding.pe * u.outputBits - 1):0] tap\(u.index)_mem [0:\(vectors * u.outputWordsPerInference - 1)];")
+            v.line("  integer tap\(u.index)_count;")
+        }
+        v.line("  reg  [\(tapped.count - 1):0] tap_bad [0:\(vectors - 1)];")
+        v.line("  reg  out_bad [0:\(vectors - 1)];")
+        v.line("  integer tap_sample, tap_layer, tap_first;")
+    }
     v.line("  reg  rst_n = 1'b0;")
     v.line("  reg  [\(ib - 1):0] s_data = \(ib)'d0;")
     v.line("  reg  s_valid = 1'b0;")
@@ -166,6 +207,16 @@ func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int) -> Stri
     v.line("    if (!$value$plusargs(\"stall=%d\", stall)) stall = 30;")
     v.line("    $readmemh(\"vectors/input.hex\", in_mem);")
     v.line("    $readmemh(\"vectors/expected.hex\", exp_mem);")
+    if !tapped.isEmpty {
+        for u in tapped {
+            v.line("    $readmemh(\"vectors/tap\(u.index).hex\", tap\(u.index)_mem);")
+            v.line("    tap\(u.index)_count = 0;")
+        }
+        v.line("    for (tap_sample = 0; tap_sample < Vectors; tap_sample = tap_sample + 1) begin")
+        v.line("      tap_bad[tap_sample] = \(tapped.count)'d0;")
+        v.line("      out_bad[tap_sample] = 1'b0;")
+        v.line("    end")
+    }
     v.line("    rng_in = 32'h9e3779b9 ^ seed;")
     v.line("    rng_out = 32'h6a09e667 ^ (seed * 7 + 1);")
     v.line("    phase = 0;")
@@ -210,6 +261,14 @@ func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int) -> Stri
     v.line("          s_valid <= 1'b0;")
     v.line("        end")
     v.line("      end")
+    for u in tapped {
+        let words = u.outputWordsPerInference
+        v.line("      if (phase == 0 && dut.l\(u.index)_valid && dut.l\(u.index)_ready) begin")
+        v.line("        if (tap\(u.index)_count < samples * \(words) && dut.l\(u.index)_data !== tap\(u.index)_mem[tap\(u.index)_count])")
+        v.line("          tap_bad[tap\(u.index)_count / \(words)][\(u.index)] = 1'b1;")
+        v.line("        tap\(u.index)_count = tap\(u.index)_count + 1;")
+        v.line("      end")
+    }
     v.line("      if (m_valid && m_ready) begin")
     v.line("        idle = 0;")
     v.line("        word = out_count % OutWords;")
@@ -227,6 +286,7 @@ func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int) -> Stri
     v.line("        end")
     v.line("        if (word == OutWords - 1) begin")
     v.line("          if (phase == 0) begin")
+    if !tapped.isEmpty { v.line("            out_bad[sample] = sample_bad;") }
     v.line("            if (sample_bad) failed = failed + 1;")
     v.line("            else passed = passed + 1;")
     v.line("          end else begin")
@@ -271,6 +331,34 @@ func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int) -> Stri
     v.line("  task finish_run;")
     v.line("    begin")
     v.line("      if (reports > 20) $display(\"... %0d more mismatching words\", reports - 20);")
+    if !tapped.isEmpty {
+        // Samples are judged on every tapped word too; each failed one names its first differing layer.
+        v.line("      if (phase == 1) begin")
+        v.line("        passed = 0;")
+        v.line("        failed = 0;")
+        v.line("        reports = 0;")
+        v.line("        for (tap_sample = 0; tap_sample < samples; tap_sample = tap_sample + 1) begin")
+        v.line("          if (tap_bad[tap_sample] == \(tapped.count)'d0 && !out_bad[tap_sample]) begin")
+        v.line("            passed = passed + 1;")
+        v.line("          end else begin")
+        v.line("            failed = failed + 1;")
+        v.line("            tap_first = \(tapped.count);")
+        v.line("            for (tap_layer = \(tapped.count - 1); tap_layer >= 0; tap_layer = tap_layer - 1)")
+        v.line("              if (tap_bad[tap_sample][tap_layer]) tap_first = tap_layer;")
+        v.line("            if (reports < 20) begin")
+        v.line("              case (tap_first)")
+        for u in g.units {
+            v.line("                \(u.index): $display(\"FAIL sample %0d: first differing layer %0d (\(u.layerName))\", tap_sample, tap_first);")
+        }
+        v.line("                default: ;")
+        v.line("              endcase")
+        v.line("            end")
+        v.line("            reports = reports + 1;")
+        v.line("          end")
+        v.line("        end")
+        v.line("        if (reports > 20) $display(\"... %0d more failed samples\", reports - 20);")
+        v.line("      end")
+    }
     v.line("      if (timing_failed > 0) $display(\"FAIL %0d samples of the timing burst mismatched\", timing_failed);")
     v.line("      $display(\"QFORGE cycles=%0d latency=%0d interval=%0d expected_latency=%0d expected_interval=%0d\",")
     v.line("               cycle, latency, interval, ExpectedLatency, ExpectedInterval);")

@@ -149,11 +149,24 @@ public struct CodeGrid: Equatable, Sendable {
     public var grid: IntQuantGrid
     public var scale: Double
     public var zeroPoint: Int
-    public init(grid: IntQuantGrid, scale: Double, zeroPoint: Int = 0) { self.grid = grid; self.scale = scale; self.zeroPoint = zeroPoint }
+    /// QONNX `BipolarQuant` codes: one unsigned bit b standing for (2b − 1) · scale, so 0 is −scale
+    /// and 1 is +scale (the grid is the unsigned 1-bit grid, the zero point 0). A layer reading
+    /// them computes Σ w·(2b − 1) = Σ 2w·b − Σ w: doubled weights and the bias −Σ w.
+    public var bipolar: Bool
+    public init(grid: IntQuantGrid, scale: Double, zeroPoint: Int = 0) {
+        self.grid = grid; self.scale = scale; self.zeroPoint = zeroPoint; bipolar = false
+    }
+
+    /// Bipolar codes (0 ↦ −scale, 1 ↦ +scale).
+    public static func bipolar(scale: Double) -> CodeGrid {
+        var g = CodeGrid(grid: IntQuantGrid(bitWidth: 1, signed: false), scale: scale)
+        g.bipolar = true
+        return g
+    }
 
     /// The real value of a code.
     @inline(__always)
-    public func value(_ code: Int32) -> Double { Double(Int(code) - zeroPoint) * scale }
+    public func value(_ code: Int32) -> Double { bipolar ? Double(2 * Int(code) - 1) * scale : Double(Int(code) - zeroPoint) * scale }
 }
 
 /// One layer of the integer model: code ops, product, accumulator, requantization.
@@ -216,6 +229,9 @@ public struct IntegerModel: Equatable, Sendable {
     /// fake-quantized model's input quantizer (`Tensor.fakeQuantized`) computes them (NaN
     /// becomes the lowest code).
     public func quantizeInput(_ x: Tensor) -> QTensor {
+        if inputQuantizer.bipolar {  // BipolarQuant: x ≥ 0 ↦ 1 (+scale), else (NaN too) 0 (−scale)
+            return QTensor(shape: [x.shape[0]] + inputShape, values: x.scalars.map { $0 >= 0 ? 1 : 0 })
+        }
         let n = x.count, s = inputScale, z = Float(inputQuantizer.zeroPoint)
         let lo = Float(inputQuantizer.grid.minInt), hi = Float(inputQuantizer.grid.maxInt), mode = inputQuantizer.grid.rounding
         let values = [Int32](unsafeUninitializedCapacity: n) { out, initialized in

@@ -13,15 +13,21 @@ public enum IntegerModelFile {
 
     struct Grid: Codable, Equatable {
         var bits: Int, signed: Bool, narrow: Bool, rounding: String, scale: Double, zeroPoint: Int
+        /// Written only for bipolar grids (files without it read as false).
+        var bipolar: Bool?
 
         init(_ g: CodeGrid) {
             bits = g.grid.bitWidth; signed = g.grid.signed; narrow = g.grid.narrow; rounding = g.grid.rounding.rawValue
-            scale = g.scale; zeroPoint = g.zeroPoint
+            scale = g.scale; zeroPoint = g.zeroPoint; bipolar = g.bipolar ? true : nil
         }
 
         func codeGrid() throws -> CodeGrid {
             guard (1...32).contains(bits), signed || bits <= 31, let mode = RoundingMode(rawValue: rounding), scale > 0, scale.isFinite else {
                 throw IntegerModelFileError("invalid grid \(bits) bits, rounding \(rounding), scale \(scale)")
+            }
+            if bipolar == true {
+                guard bits == 1, !signed, zeroPoint == 0 else { throw IntegerModelFileError("a bipolar grid must be unsigned 1-bit with zero point 0, found \(bits) bits") }
+                return CodeGrid.bipolar(scale: scale)
             }
             return CodeGrid(grid: IntQuantGrid(bitWidth: bits, signed: signed, narrow: narrow, rounding: mode), scale: scale, zeroPoint: zeroPoint)
         }

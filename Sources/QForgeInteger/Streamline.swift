@@ -122,13 +122,19 @@ struct ChainWalker {
         guard let input = graph.inputs.first, graph.inputs.count == 1 else {
             throw StreamlineError(graph.name, "the graph needs exactly one input")
         }
-        guard let first = try next(input.name), first.op == .quant else {
+        guard let first = try next(input.name), first.op == .quant || first.op == .bipolarQuant else {
             throw StreamlineError(consumers[input.name]?.first?.name ?? input.name,
                                   "the input is not quantized first; quantize the model (an input Quant node) before streamlining")
         }
-        let (inGrid, inScale, inZero) = try quantParameters(first)
-        guard inScale.count == 1 else { throw StreamlineError(first.name, "the input quantizer needs one scale") }
-        var codes = CodeGrid(grid: inGrid, scale: Double(inScale.item), zeroPoint: inZero)
+        var codes: CodeGrid
+        if first.op == .bipolarQuant {
+            codes = try bipolarGrid(first)
+        } else {
+            let (inGrid, inScale, inZero) = try quantParameters(first)
+            guard inScale.count == 1 else { throw StreamlineError(first.name, "the input quantizer needs one scale") }
+            codes = CodeGrid(grid: inGrid, scale: Double(inScale.item), zeroPoint: inZero)
+        }
+        let inputCodes = codes
         var value = first.outputs[0]
         var layers: [IntegerLayer] = []
         var pending: [CodeOp] = []
@@ -157,13 +163,16 @@ struct ChainWalker {
                     node = n
                 }
                 if let q = try next(value) {
-                    guard [.quant, .multiThreshold, .trunc].contains(q.op) else {
+                    guard [.quant, .bipolarQuant, .multiThreshold, .trunc].contains(q.op) else {
                         throw StreamlineError(q.name, "a float \(q.op.rawValue) between \(node.name) and the next quantizer cannot be streamlined; quantize its input or output, or remove it")
                     }
                     if q.op == .quant {
                         let (grid, scale, zero) = try quantParameters(q)
                         guard scale.count == 1 else { throw StreamlineError(q.name, "activation quantizers need one scale (per tensor)") }
                         layer.output = CodeGrid(grid: grid, scale: Double(scale.item), zeroPoint: zero)
+                    } else if q.op == .bipolarQuant {  // one threshold: v ≥ 0 ↦ 1 (+scale)
+                        layer.output = try bipolarGrid(q)
+                        layer.outputRule = .thresholds([[0]], base: 0)
                     } else {
                         let (grid, rule) = try ruleOutput(q, layer: layer)
                         layer.output = grid
@@ -220,8 +229,18 @@ struct ChainWalker {
         }
         if !pending.isEmpty { throw StreamlineError(value, "MaxPool/Flatten after the last layer are not supported") }
         let shape = input.shape.dropFirst().map { $0 ?? 0 }
-        return IntegerModel(name: graph.name, inputShape: Array(shape), inputQuantizer: CodeGrid(grid: inGrid, scale: Double(inScale.item), zeroPoint: inZero),
-                            inputScale: inScale.item, layers: layers)
+        return IntegerModel(name: graph.name, inputShape: Array(shape), inputQuantizer: inputCodes,
+                            inputScale: Float(inputCodes.scale), layers: layers)
+    }
+
+    /// The codes of a per-tensor BipolarQuant (x, scale) on the chain.
+    func bipolarGrid(_ node: Node) throws -> CodeGrid {
+        guard node.inputs.count == 2 else { throw StreamlineError(node.name, "a BipolarQuant node needs 2 inputs (x, scale)") }
+        let scale = try tensor(node.inputs[1], for: node)
+        guard scale.count == 1, scale.item > 0, scale.item.isFinite else {
+            throw StreamlineError(node.name, "a bipolar activation needs one positive scale (per tensor), found \(scale.scalars.prefix(4))")
+        }
+        return .bipolar(scale: Double(scale.item))
     }
 
     /// The output codes of a layer that ends in a QONNX Trunc or a FINN MultiThreshold: their
@@ -340,14 +359,24 @@ struct ChainWalker {
             if (pads.first ?? 0) > 0 && input.zeroPoint != 0 {
                 throw StreamlineError(node.name, "zero padding of inputs with zero point \(input.zeroPoint) is not supported; use a zero point of 0 before padded convolutions")
             }
+            if (pads.first ?? 0) > 0 && input.bipolar {
+                throw StreamlineError(node.name, "zero padding of bipolar (±scale) inputs is not supported: 0 is not a bipolar value; use pads 0 after a BipolarQuant, or a Quant activation before padded convolutions")
+            }
         }
         let m = shape[0]
         var epilogue: [EpilogueOp] = [.scale((0..<m).map { input.scale * Double(wScale.scalars[wScale.count == 1 ? 0 : $0]) })]
         if node.inputs.count > 2 {
             epilogue.append(.bias(try biasValues(node.inputs[2], for: node)))
         }
+        // Bipolar inputs b stand for 2b − 1: Σ w·(2b − 1) = Σ 2w·b − Σ w.
+        var productBias: [Int64]? = nil
+        if input.bipolar {
+            let k = codes.count / Swift.max(m, 1)
+            productBias = (0..<m).map { c in -codes[(c * k)..<((c + 1) * k)].reduce(Int64(0)) { $0 + Int64($1) } }
+            codes = codes.map { 2 * $0 }
+        }
         let weights = QTensor(shape: shape, values: codes)
-        return IntegerLayer(name: node.name, codeOps: codeOps, product: IntegerProduct(kind: kind, weights: weights, bias: nil),
+        return IntegerLayer(name: node.name, codeOps: codeOps, product: IntegerProduct(kind: kind, weights: weights, bias: productBias),
                             accumulatorRange: [], accumulatorBits: 0, accumulatorCap: nil,
                             flipped: [Bool](repeating: false, count: m), roundedBias: nil, epilogue: epilogue, requantization: .output,
                             output: nil, input: input)

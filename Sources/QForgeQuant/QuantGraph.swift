@@ -105,8 +105,16 @@ enum QuantGraph {
 
     /// A quantizer rebuilt from its Quant node: settings, bit width, and the learned scale.
     static func quantizer(from node: Node, graph: Graph, tensors: [String: Tensor], weight: Bool) throws -> Quantizer {
+        if node.op == .bipolarQuant && !weight {  // a bipolar activation: ±scale, one scale from the file
+            var s = QuantizerSettings.bipolarWeights()
+            s.source = .fixed
+            let scale = try tensor(node.inputs[1], tensors, node)
+            guard scale.count == 1 else {
+                throw ModelError.notAChain(reason: "node \(node.name): a bipolar activation needs one scale (per tensor), found \(scale.count)")
+            }
+            return try fixedQuantizer(s, node: node, tensors: tensors, weight: false)
+        }
         if node.op == .bipolarQuant {
-            guard weight else { throw ModelError.notAChain(reason: "node \(node.name): bipolar activations are not supported (bipolar weights are)") }
             var s = QuantizerSettings.bipolarWeights()
             guard graph.metadata[metaPrefix + node.name] != nil else {
                 s.source = .fixed
@@ -222,7 +230,7 @@ public struct QuantLayerReader: GraphLayerReader {
             throw ModelError.notAChain(reason: "node \(quant.name): \(quant.op.rawValue) needs \(quant.op == .quant ? 4 : 2) inputs")
         }
         let ops = group.map(\.op)
-        if ops == [.quant] {
+        if ops == [.quant] || ops == [.bipolarQuant] {
             return QuantIdentity(quantizer: try QuantGraph.quantizer(from: quant, graph: graph, tensors: tensors, weight: false))
         }
         if ops.count == 3, ops[0] == .quant, ops[2] == .quant, ops[1] == .sigmoid || ops[1] == .tanh {

@@ -80,6 +80,9 @@ struct Compile: ParsableCommand {
     @Flag(help: "Output the index of the largest last accumulator (the class) instead of the accumulators: one beat per inference.")
     var argmax = false
 
+    @Flag(help: "Layer taps (folded style): the testbench also checks the stream after every layer against the integer model and names each failed sample's first differing layer.")
+    var taps = false
+
     @Flag(help: "Write into a non-empty build directory (files of the same names are replaced).")
     var force = false
 
@@ -96,6 +99,9 @@ struct Compile: ParsableCommand {
         }
         if style == .parallel && (fold != nil || targetFps != nil) {
             throw ValidationError("--style parallel has no folding (one inference per clock): drop --fold and --target-fps, or use --style folded")
+        }
+        if style == .parallel && taps {
+            throw ValidationError("--taps checks the streams between the units of the folded style; the parallel style has none: drop --taps or use --style folded")
         }
         if let n = maxMultipliers, n < 1 { throw ValidationError("--max-multipliers must be positive") }
         if let samples, samples < 1 { throw ValidationError("--samples must be positive") }
@@ -155,7 +161,7 @@ struct Compile: ParsableCommand {
             print("style: fully parallel, \(HardwareGraph.parallelMultipliers(integer)) constant multipliers (Σ M·K)")
         }
         print("expected: \(graph.expectedCyclesPerInference) cycles per inference, latency \(graph.expectedLatency) cycles")
-        print("vectors: \(vectors.count) from \(vectors.source)")
+        print("vectors: \(vectors.count) from \(vectors.source)" + (taps ? ", with taps after \(graph.units.count - 1) layers" : ""))
         print("wrote \(design.files.count) files to \(out)")
         if output.json {
             printJSON(["out": out, "top": graph.top, "style": graph.style.rawValue, "files": design.files.count, "vectors": vectors.count,
@@ -175,7 +181,7 @@ struct Compile: ParsableCommand {
             guard n <= all.shape[0] else { throw CommandError("\(input): --samples \(n) asks for more than its \(all.shape[0]) samples") }
             let x = Tensor(shape: [n, features], scalars: Array(all.scalars.prefix(n * features)))
             let prepared = quantized?.prepareInputs(x) ?? Tensor(shape: [n] + integer.inputShape, storage: x.storage)
-            return TestVectors(model: integer, inputs: integer.quantizeInput(prepared), source: input)
+            return TestVectors(model: integer, inputs: integer.quantizeInput(prepared), source: input, taps: taps)
         }
         let samples = self.samples ?? 100
         if let dataset {
@@ -188,21 +194,21 @@ struct Compile: ParsableCommand {
                 throw CommandError("\(model): the model takes \(features) features, \(dataset) samples have \(test.inputs.count / max(test.inputs.shape[0], 1))")
             }
             let x = quantized?.prepareInputs(test.inputs) ?? Tensor(shape: [test.inputs.shape[0]] + integer.inputShape, storage: test.inputs.storage)
-            return TestVectors(model: integer, inputs: integer.quantizeInput(x), source: "\(dataset) test set")
+            return TestVectors(model: integer, inputs: integer.quantizeInput(x), source: "\(dataset) test set", taps: taps)
         }
         var useData = inputs == "fashion-mnist"
         if inputs == "auto" && features == FashionMNIST.imageSize * FashionMNIST.imageSize {
             useData = (try? FashionMNIST.resolveDirectory(dataPath)) != nil
         }
         guard useData else {
-            return TestVectors(model: integer, inputs: TestVectors.randomInputs(integer, count: samples, seed: seed), source: "random (seed \(seed))")
+            return TestVectors(model: integer, inputs: TestVectors.randomInputs(integer, count: samples, seed: seed), source: "random (seed \(seed))", taps: taps)
         }
         let test = try FashionMNIST.load(.test, directory: dataPath, limit: samples)
         guard test.inputs.count / test.inputs.shape[0] == features else {
             throw CommandError("the model takes \(features) features, Fashion-MNIST images have \(FashionMNIST.imageSize * FashionMNIST.imageSize); use --inputs random")
         }
         let x = quantized?.prepareInputs(test.inputs) ?? Tensor(shape: [test.inputs.shape[0]] + integer.inputShape, storage: test.inputs.storage)
-        return TestVectors(model: integer, inputs: integer.quantizeInput(x), source: "fashion-mnist test set")
+        return TestVectors(model: integer, inputs: integer.quantizeInput(x), source: "fashion-mnist test set", taps: taps)
     }
 }
 

@@ -9,12 +9,19 @@ final class HardwareCLITests: XCTestCase {
     func testCompileSimulateAndLint() throws {
         let tmp = try TemporaryDirectory()
         let model = try writeModel(tmp)
-        let compile = try runQForge(["compile", model, "-o", "build", "--fold", "3x2,2x6", "--samples", "6", "--json"], in: tmp)
+        let compile = try runQForge(["compile", model, "-o", "build", "--fold", "3x2,2x6", "--samples", "6", "--taps", "--json"], in: tmp)
         XCTAssertEqual(compile.status, 0, "\(compile)")
+        XCTAssertTrue(compile.stdout.contains("vectors: 6 from random (seed 0), with taps after 1 layers"), "\(compile)")
         let c = try compile.jsonObject()
         XCTAssertEqual(c["vectors"] as? Int, 6)
         let expected = try XCTUnwrap(c["expected_cycles_per_inference"] as? Int)
         XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.file("build/qf_l0_weights.coe")))
+        // The first layer's 6 codes leave its unit 3 per word: 2 words per sample.
+        XCTAssertEqual(try String(contentsOfFile: tmp.file("build/vectors/tap0.hex"), encoding: .utf8).split(separator: "\n").count, 12)
+        let parallel = try runQForge(["compile", model, "-o", "p", "--style", "parallel", "--taps"], in: tmp)
+        XCTAssertNotEqual(parallel.status, 0)
+        XCTAssertTrue(parallel.stderr.contains("--taps checks the streams between the units of the folded style"), "\(parallel)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: tmp.file("p")))
 
         try requireResource(toolAvailable("iverilog") && toolAvailable("vvp"), "iverilog not found (Debian package iverilog)")
         let sim = try runQForge(["sim", "build", "--simulator", "icarus", "--json"], in: tmp)

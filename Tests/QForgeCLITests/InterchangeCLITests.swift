@@ -73,19 +73,20 @@ final class InterchangeCLITests: XCTestCase {
         XCTAssertEqual(try compare.jsonObject()["output_mismatches"] as? Int, 0)
     }
 
-    /// A Trunc and a MultiThreshold (hand-built QONNX graphs, see `qonnxActivationGraphScript`)
-    /// import, compile to folded Verilog and simulate bit-exact in Icarus.
-    func testTruncAndMultiThresholdCompileAndSimulate() throws {
+    /// A Trunc, a MultiThreshold and BipolarQuant activations (hand-built QONNX graphs, see
+    /// `qonnxActivationGraphScript`) import, compile to folded Verilog and simulate bit-exact in Icarus.
+    func testTruncMultiThresholdAndBipolarCompileAndSimulate() throws {
         try requireResource(pythonCanRun("import qonnx.core.onnx_exec, onnxruntime, numpy"),
                             "python3 with the qonnx and onnxruntime modules is not available; run 'make deps'")
-        for (variant, layer) in [("mt_signed", "ThresholdActivation"), ("trunc2", "TruncActivation")] {
+        for (variant, layer) in [("mt_signed", "ThresholdActivation"), ("trunc2", "TruncActivation"),
+                                 ("bipolar", "QuantIdentity"), ("bipolar_in", "QuantIdentity")] {
             let tmp = try TemporaryDirectory()
             _ = try runPython(qonnxActivationGraphScript, arguments: [variant, tmp.path])
             let imported = try run(["import", "m.onnx", "-o", "m.safetensors"], in: tmp)
             XCTAssertTrue(imported.stdout.contains("| layers.2 | \(layer)"), "\(imported)")
             let compile = try run(["compile", "m.safetensors", "-o", "build", "--input", "x.npy", "--json"], in: tmp)
             XCTAssertEqual(try compile.jsonObject()["vectors"] as? Int, 40)
-            XCTAssertTrue(compile.stdout.contains("| layers.2 "), "the Trunc / MultiThreshold names the first layer's requantization: \(compile)")
+            XCTAssertTrue(compile.stdout.contains("| layers.2 "), "the Trunc / MultiThreshold / BipolarQuant names the first layer's requantization: \(compile)")
             try requireResource(FileManager.default.isExecutableFile(atPath: "/usr/bin/iverilog")
                                 || (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains { FileManager.default.isExecutableFile(atPath: "\($0)/iverilog") },
                                 "iverilog not found (Debian package iverilog)")

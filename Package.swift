@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "QForgeEDATests", dependencies: ["QForgeEDA", "QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"],
                     exclude: ["Fixtures"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.
-        .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
+        .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "QForgeInteger", "QForgeHardware", "QForgeEDA", "HardwareTestSupport", "TestSupport"]),
         // Trains real models; each test skips itself in debug builds. Run with
         // `make test-release` (builds --product QForgePackageTests, then `swift test --skip-build
         // -c release -Xswiftc -enable-testing --filter QForgeReleaseTests`).

@@ -40,6 +40,8 @@ public struct HardwareManifest: Codable, Equatable, Sendable {
         public var convolution: String? = nil
         /// Max-pools in front of the layer ("2×2 stride 2 padding 0 over 32×28×28").
         public var maxPools: [String]? = nil
+        /// The parallel style: weights that are not zero (each a constant multiplier in the RTL).
+        public var nonzeroWeights: Int? = nil
     }
 
     public struct Vectors: Codable, Equatable, Sendable {

@@ -231,6 +231,7 @@ extension HardwareDesign {
                 integerModelAccumulatorBits: layer.accumulatorBits, accumulatorCap: u.cap?.bits, overflow: u.cap?.overflow.rawValue,
                 droppedBits: u.droppedBits, valueBits: u.valueBits, requantization: u.requantization.name + (u.lookupCodes == nil ? "" : "+lookup"),
                 outputBits: u.outputBits, cycles: 1, weightMemory: nil, parameterMemory: nil))
+            layers[layers.count - 1].nonzeroWeights = u.weights.filter { $0 != 0 }.count
         }
         if graph.argmax {
             files["\(graph.prefix)_vector_argmax.v"] = emitVectorArgmax(graph)

@@ -107,6 +107,10 @@ public struct HardwareDesign: Sendable {
         var files: [String: String] = [:]
         var rtl: [String] = ["\(graph.prefix)_rom.v"]
         files["\(graph.prefix)_rom.v"] = emitRom(prefix: graph.prefix)
+        if graph.units.contains(where: { $0.lineBuffer != nil }) {
+            files["\(graph.prefix)_ram.v"] = emitRam(prefix: graph.prefix)
+            rtl.append("\(graph.prefix)_ram.v")
+        }
         var memories: [String] = [], coe: [String] = []
         var layers: [HardwareManifest.Layer] = []
         for (u, layer) in zip(graph.units, integerModel.layers) {

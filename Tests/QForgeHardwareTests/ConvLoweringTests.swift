@@ -33,7 +33,12 @@ final class ConvLoweringTests: XCTestCase {
         XCTAssertEqual(window.outHeight, 5)
         XCTAssertEqual(window.outWidth, 5)
         XCTAssertEqual(conv.inputs, 8)  // K = 2·2·2
-        XCTAssertEqual(conv.bankSize, 32)  // the whole 2×4×4 map
+        // The line buffer: 2 rows (kh) would stall the window at output row 2, whose third input row
+        // cannot be written while row 1 still reads row 0; 3 rows of 4 pixels × 2 channels keep it busy.
+        let lb = try XCTUnwrap(conv.lineBuffer)
+        XCTAssertEqual([lb.rows, lb.codes, lb.banks, lb.rowWords, lb.depth], [3, 24, 1, 4, 12])
+        XCTAssertEqual((0..<5).map(lb.rowsNeeded), [1, 2, 3, 4, 4])
+        XCTAssertEqual((0..<5).map(lb.firstRow), [0, 0, 1, 2, 3])
         // Column (ky·kw + kx)·C + c holds w[m, c, ky, kx]: row 1, column 3 = (ky 0, kx 1, c 1) = w[1, 1, 0, 1].
         let w = model.layers[0].product.weights.values
         XCTAssertEqual(conv.weights[1 * 8 + 3], w[((1 * 2 + 1) * 2 + 0) * 2 + 1])
@@ -52,10 +57,12 @@ final class ConvLoweringTests: XCTestCase {
         XCTAssertEqual(pool.completingBeat((1 * 2 + 1) * 3 + 2), 56)
         XCTAssertEqual(g.units[1].inLanes, 1)
         XCTAssertEqual(g.expectedCyclesPerInference, 300)
-        // Latency: 16 input beats; the conv starts at 16 and delivers its 75th word at 16 + 75·4 + 2;
-        // the pool's last output follows beat 56 (word 56 at 16 + 57·4 + 2 = 246) by one cycle;
-        // the dense unit starts the cycle after (248) and its 2 words leave through the serializer.
-        let firstWord = 248 + 4 + 2
+        // Latency: input row 0 is in after beat 3, so the conv starts at 4 and issues its 300 slices
+        // without a gap (row oy needs rows 0…oy, which arrive long before; the input waits for row 3
+        // from beat 12 until output row 2 frees row 0, at 124, and row 3 is in by 128 < 184), so word w
+        // leaves at 4 + (w + 1)·4 + 2. The pool's last output follows word 56 (at 234) by one cycle;
+        // the dense unit starts the cycle after (236) and its 2 words leave through the serializer.
+        let firstWord = 236 + 4 + 2
         XCTAssertEqual(g.expectedLatency, firstWord + (2 - 1) * max(4, 2) + 2)
     }
 

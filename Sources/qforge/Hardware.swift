@@ -113,10 +113,6 @@ struct Compile: ParsableCommand {
             } else {
                 var foldings = try fold.map { try parseFolding($0, layers: integer.layers.count) }
                 if targetFps != nil || maxMultipliers != nil {
-                    // The search's cycle model is the dense one (K/SIMD × M/PE per vector).
-                    if let conv = integer.layers.first(where: { $0.product.kind != .gemm || $0.codeOps.contains { $0 != .flatten } }) {
-                        throw CommandError("\(model): layer \(conv.name) is a convolution or pools; --target-fps and --max-multipliers choose foldings for dense layers only, give --fold PExSIMD per layer (SIMD divides the input channels of a convolution)")
-                    }
                     let search = FoldingSearch(integer)
                     if let fps = targetFps {
                         foldings = try search.forTarget(fps: fps, clockMHz: clockMhz)

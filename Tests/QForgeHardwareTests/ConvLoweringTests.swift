@@ -66,6 +66,49 @@ final class ConvLoweringTests: XCTestCase {
         XCTAssertEqual(g.expectedLatency, firstWord + (2 - 1) * max(4, 2) + 2)
     }
 
+    /// The cycle model of the stages in front of the dense unit (the conv here): with 3 rows the
+    /// window never waits after the first row, so word w leaves at 4 + (w + 1)·4 + 2 and maps
+    /// follow each other 300 cycles apart; with kh = 2 rows it waits for input row oy + 1 at every
+    /// output row from 2 on (the row can only be written once row oy − 2 is free).
+    func testLineBufferCycleModel() throws {
+        let g = try HardwareGraph(smallConvModel(), foldings: [Folding(pe: 1, simd: 2), Folding(pe: 2, simd: 3)])
+        let conv = g.units[0]
+        let lb = try XCTUnwrap(conv.lineBuffer)
+        let front = FrontTiming(inputBeats: 16, stages: [.conv(conv, lb)])
+        XCTAssertEqual(front.bound, 300)
+        XCTAssertEqual(front.outputTimes(inferences: 1), (0..<75).map { 4 + ($0 + 1) * 4 + 2 })
+        XCTAssertEqual(front.interval(inferences: 4), 300)
+        var two = lb
+        two.rows = 2
+        let starved = FrontTiming(inputBeats: 16, stages: [.conv(conv, two)])
+        XCTAssertGreaterThan(starved.interval(inferences: 4), 300)
+        XCTAssertEqual(LineBuffer.minimumRows(lb.window), 2)
+    }
+
+    /// The folding search's cycle model of a convolution (output pixels × K/SIMD × M/PE, SIMD
+    /// dividing C; the pool behind it takes its 75 codes over the conv's PE lanes) agrees with
+    /// the hardware graph's at every folding, and it picks the cheapest folding within a budget.
+    func testFoldingSearchCountsConvolutionsAndPools() throws {
+        let model = smallConvModel()
+        let search = FoldingSearch(model)
+        XCTAssertEqual(search.pixels, [25, 1])
+        XCTAssertEqual(search.candidates(layer: 0).count, 4)  // PE 1 or 3 × SIMD 1 or 2 (C = 2, not K = 8)
+        for a in search.candidates(layer: 0) {
+            for b in search.candidates(layer: 1) {
+                let g = try HardwareGraph(model, foldings: [a, b])
+                XCTAssertEqual(search.cycles([a, b]), g.expectedCyclesPerInference, "\(a); \(b)")
+            }
+        }
+        // 100 cycles (10,000 inferences/s at 1 MHz): the conv needs all 6 multipliers (25·4·1 = 100;
+        // 3×1 takes 200), the dense layer one (12·4 = 48, its serializer too).
+        let f = try search.forTarget(fps: 10_000, clockMHz: 1)
+        XCTAssertEqual(f, [Folding(pe: 3, simd: 2), Folding(pe: 1, simd: 1)])
+        XCTAssertEqual(try HardwareGraph(model, foldings: f).expectedCyclesPerInference, 100)
+        XCTAssertThrowsError(try search.forTarget(fps: 20_000, clockMHz: 1)) { e in
+            XCTAssertEqual(e as? FoldingSearchError, .unreachable(layer: "conv0", budget: 50, fastest: 100))
+        }
+    }
+
     func testFlattenReordersDenseColumnsToTheStream() throws {
         let model = smallConvModel()
         let g = try HardwareGraph(model)

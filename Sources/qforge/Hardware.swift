@@ -17,8 +17,8 @@ struct Compile: ParsableCommand {
             Dense (Gemm) and convolution layers, max-pool (stride = kernel) and flatten. Each layer becomes a \
             matrix-vector unit with PE output channels and SIMD inputs in parallel, taking K/SIMD × M/PE cycles \
             per input vector; a convolution reads K = kh·kw·C codes per output pixel through a sliding window \
-            over a buffered input map (SIMD must divide C), and feature maps stream pixel by pixel, channels \
-            fastest. Default folding: per layer the largest divisor of M up to 8 as PE and of K (C for a \
+            over a line buffer of a few input rows (SIMD must divide C), and feature maps stream pixel by pixel, \
+            channels fastest. Default folding: per layer the largest divisor of M up to 8 as PE and of K (C for a \
             convolution) up to 8 as SIMD. --fold takes a JSON file \
             {"layers": [{"pe": 8, "simd": 16}, ...]} (or a bare list), or inline PExSIMD per layer: 8x16,4x8,1x4.
             The input stream carries the first layer's SIMD codes per beat; the output stream one accumulator \

@@ -40,6 +40,9 @@ public struct HardwareManifest: Codable, Equatable, Sendable {
         public var convolution: String? = nil
         /// Max-pools in front of the layer ("2×2 stride 2 padding 0 over 32×28×28").
         public var maxPools: [String]? = nil
+        /// A convolution's line buffer: input rows held, and its codes (rows × W × C).
+        public var lineBufferRows: Int? = nil
+        public var lineBufferCodes: Int? = nil
     }
 
     public struct Vectors: Codable, Equatable, Sendable {
@@ -136,6 +139,10 @@ public struct HardwareDesign: Sendable {
                 droppedBits: u.droppedBits, valueBits: u.valueBits, requantization: u.requantization.name + (u.lookupCodes == nil ? "" : "+lookup"), outputBits: u.outputBits,
                 cycles: u.cycles, weightMemory: "\(u.weightRomFile).mem", parameterMemory: layout.fields.isEmpty ? nil : "\(u.paramRomFile).mem"))
             if let w = u.window { layers[layers.count - 1].convolution = w.description }
+            if let lb = u.lineBuffer {
+                layers[layers.count - 1].lineBufferRows = lb.rows
+                layers[layers.count - 1].lineBufferCodes = lb.codes
+            }
             let pools = graph.pools.filter { $0.before == u.index }
             if !pools.isEmpty {
                 layers[layers.count - 1].maxPools = pools.map { "\($0.kernel)×\($0.kernel) stride \($0.stride) padding \($0.padding) over \($0.channels)×\($0.height)×\($0.width)" }

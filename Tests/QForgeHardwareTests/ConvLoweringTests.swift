@@ -202,6 +202,11 @@ final class ConvLoweringTests: XCTestCase {
         XCTAssertTrue(design.manifest.rtl.contains("qf_l1_pool0.v"))
         XCTAssertEqual(design.manifest.layers[0].convolution, "2×2 stride 1 padding 1 over 2×4×4")
         XCTAssertEqual(design.manifest.layers[1].maxPools, ["2×2 stride 2 padding 0 over 3×5×5"])
+        // The standard folding (PE 3, SIMD 2) feeds the conv 2 codes per beat: 3 rows of 4 × 2 codes.
+        XCTAssertEqual([design.manifest.layers[0].lineBufferRows, design.manifest.layers[0].lineBufferCodes], [3, 24])
+        XCTAssertNil(design.manifest.layers[1].lineBufferRows)
+        XCTAssertTrue(design.manifest.rtl.contains("qf_ram.v"))
+        XCTAssertTrue(design.manifest.json().contains("\"line_buffer_rows\" : 3"))
         XCTAssertEqual(design.manifest.timingSamples, 2 + 1 + 4)
         let top = try XCTUnwrap(design.files["qf_top.v"])
         XCTAssertTrue(top.contains(".in_data_i  (l0_data)") && top.contains(".in_data_i  (p1_0_data)"), top)

@@ -90,69 +90,79 @@ struct FrontTiming {
 
     /// The cycle at which each output word of the first `inferences` inferences is taken.
     func outputTimes(inferences: Int) -> [Int] {
+        /// What a stage's cycle needs, flattened once: a pool's completing beats; a conv's row
+        /// bounds per output row, beats per input row, slices per output row and synapse fold.
+        struct Stage {
+            var pool = false
+            var beats = 0
+            var completes: [Bool] = []
+            var need: [Int] = [], first: [Int] = []
+            var rows = 0, height = 0, sf = 1, rowSlices = 0
+        }
         struct State {
             var beat = 0, outValid = false
-            var rows = 0, oy = 0, slice = 0, v1 = false, last1 = false, v2 = false
+            var rows = 0, oy = 0, slice = 0, sf = 0, v1 = false, last1 = false, v2 = false
+        }
+        let params: [Stage] = stages.map { stage in
+            switch stage {
+            case let .pool(p):
+                var completes = [Bool](repeating: false, count: p.inputBeats)
+                for j in 0..<p.outputBeats { completes[p.completingBeat(j)] = true }
+                return Stage(pool: true, beats: p.inputBeats, completes: completes)
+            case let .conv(u, lb):
+                let w = lb.window
+                return Stage(beats: lb.beatsPerRow, need: (0..<w.outHeight).map(lb.rowsNeeded), first: (0..<w.outHeight).map(lb.firstRow),
+                             rows: lb.rows, height: w.height, sf: u.synapseFold, rowSlices: w.outWidth * u.neuronFold * u.synapseFold)
+            }
         }
         var states = [State](repeating: State(), count: stages.count)
-        let poolCompletes: [[Bool]] = stages.map { stage in
-            guard case let .pool(p) = stage else { return [] }
-            var completes = [Bool](repeating: false, count: p.inputBeats)
-            for j in 0..<p.outputBeats { completes[p.completingBeat(j)] = true }
-            return completes
-        }
         let total = inputBeats * inferences, wanted = outputWords * inferences
         var taken = 0, times: [Int] = []
         times.reserveCapacity(wanted)
         var cycle = 0
-        var ready = [Bool](repeating: false, count: stages.count)
+        let n = stages.count
+        var ready = [Bool](repeating: false, count: n + 1)
+        ready[n] = true  // the first dense unit's empty bank
         // A design that stops moving is a bug in the model or the RTL, not a long wait.
         let limit = (bound + inputBeats) * (inferences + 2) * 4 + 10_000
         while times.count < wanted {
             precondition(cycle < limit, "FrontTiming: no progress after \(cycle) cycles")
             // Ready signals from the consumer back to the input.
-            var downstream = true
-            for i in stages.indices.reversed() {
+            for i in stride(from: n - 1, through: 0, by: -1) {
                 let s = states[i]
-                switch stages[i] {
-                case .pool: ready[i] = !s.outValid || downstream
-                case let .conv(_, lb): ready[i] = s.rows < lb.firstRow(s.oy) + lb.rows
-                }
-                downstream = ready[i]
+                ready[i] = params[i].pool ? !s.outValid || ready[i + 1] : s.rows < params[i].first[s.oy] + params[i].rows
             }
-            if states.last!.outValid { times.append(cycle) }
+            if states[n - 1].outValid { times.append(cycle) }
             var valid = taken < total
             if valid && ready[0] { taken += 1 }
-            for i in stages.indices {
-                let out = i == stages.count - 1 ? true : ready[i + 1]
-                let fire = valid && ready[i]
+            for i in 0..<n {
+                let out = ready[i + 1], fire = valid && ready[i]
                 var s = states[i]
                 valid = s.outValid  // what the next stage sees this cycle
-                switch stages[i] {
-                case let .pool(p):
-                    s.outValid = fire && poolCompletes[i][s.beat] ? true : s.outValid && !out
-                    if fire { s.beat = (s.beat + 1) % p.inputBeats }
-                case let .conv(u, lb):
-                    let w = lb.window
+                if params[i].pool {
+                    s.outValid = fire && params[i].completes[s.beat] ? true : s.outValid && !out
+                    if fire { s.beat = s.beat + 1 == params[i].beats ? 0 : s.beat + 1 }
+                } else {
+                    let c = params[i]
                     let step = !s.outValid || out
-                    let issue = step && s.rows >= lb.rowsNeeded(s.oy)
-                    let sf = u.synapseFold, rowSlices = w.outWidth * u.neuronFold * sf
+                    let issue = step && s.rows >= c.need[s.oy]
                     if step {
                         s.outValid = s.v2
                         s.v2 = s.v1 && s.last1
                         s.v1 = issue
-                        s.last1 = s.slice % sf == sf - 1
+                        s.last1 = s.sf == c.sf - 1
                     }
                     if fire {
                         s.beat += 1
-                        if s.beat == lb.beatsPerRow { s.beat = 0; s.rows += 1 }
+                        if s.beat == c.beats { s.beat = 0; s.rows += 1 }
                     }
                     if issue {
+                        s.sf = s.sf + 1 == c.sf ? 0 : s.sf + 1
                         s.slice += 1
-                        if s.slice == rowSlices {
+                        if s.slice == c.rowSlices {
                             s.slice = 0
                             s.oy += 1
-                            if s.oy == w.outHeight { s.oy = 0; s.rows -= w.height }
+                            if s.oy == c.need.count { s.oy = 0; s.rows -= c.height }
                         }
                     }
                 }

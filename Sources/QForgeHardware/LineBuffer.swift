@@ -255,10 +255,15 @@ struct LineBufferRTL {
 func declareLineBuffer(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ lb: LineBuffer) {
     let r = LineBufferRTL(lb: lb), w = lb.window
     v.line("  // Line buffer: \(lb.rows) input rows of \(w.width)×\(w.channels) codes in a circular buffer (input row n of the")
-    v.line("  // stream of maps in slot n mod \(lb.rows)), \(lb.banks) memor\(lb.banks == 1 ? "y" : "ies") of \(lb.depth) words × \(lb.lanes) codes; a word of")
-    v.line("  // \(lb.wordCodes) codes spans them. The writer takes a beat while its row overwrites no row still needed;")
-    v.line("  // the window starts a slice once the rows of its output row are in. fill = complete rows counted")
-    v.line("  // from the first row of the map being read, plus \(lb.trailingRows) (the rows at its bottom no window reads).")
+    if lb.banks == 1 {
+        v.line("  // stream of maps in slot n mod \(lb.rows)), one memory of \(lb.depth) words × \(lb.lanes) codes (a beat, \(lb.slicesPerWord) slice\(lb.slicesPerWord == 1 ? "" : "s")).")
+    } else {
+        v.line("  // stream of maps in slot n mod \(lb.rows)), \(lb.banks) memories of \(lb.depth) words × \(lb.lanes) codes (a beat each): a word of")
+        v.line("  // \(lb.wordCodes) codes (\(lb.slicesPerWord) slice\(lb.slicesPerWord == 1 ? "" : "s")) spans them.")
+    }
+    v.line("  // The writer takes a beat while its row overwrites no row still needed; the window starts a slice")
+    v.line("  // once the rows of its output row are in. fill = complete rows counted from the first row of the")
+    v.line("  // map being read\(lb.trailingRows == 0 ? "." : ", plus \(lb.trailingRows) (the rows at its bottom no window reads).")")
     for (name, bits, _) in r.registers { v.line("  reg  \(range(bits)) \(name)_q, \(name)_d;") }
     for (name, bits) in r.readRegisters { v.line("  reg  \(range(bits)) \(name)_q, \(name)_d;") }
     v.line("  wire wr_en, row_done, data_ready;")
@@ -274,19 +279,19 @@ func emitLineBufferLogic(_ v: inout VerilogText, _ u: MatrixVectorUnit, _ lb: Li
     let fb = r.fillBits, xb = u.inputBits, simd = lb.simd
     let h = Int64(w.height), p = Int64(w.padding), t = Int64(lb.trailingRows), rows = Int64(lb.rows)
     let oyBits = indexBits(w.outHeight)
-    v.line("  // Row bounds of output row oy: input rows 0 .. need−1 of its map must be in (fill ≥ need + \(t)); rows")
+    v.line("  // Row bounds of output row oy: input rows 0 .. need−1 of its map must be in (fill ≥ need\(t == 0 ? "" : " + \(t)")); rows")
     v.line("  // before its first row are free, so the writer may fill up to that row + \(rows) (fill < limit).")
     v.line("  reg  \(range(fb)) oy_rows, row_end, row_need, row_limit;")
     v.line("  always @(*) begin")
     v.line("    oy_rows = \(w.stride == 1 ? zeroExtend("oy_q", from: oyBits, to: fb) : "\(zeroExtend("oy_q", from: oyBits, to: fb)) * \(lit(fb, Int64(w.stride)))");")
     v.line("    row_end = oy_rows + \(lit(fb, Int64(w.kernelHeight)));")
     if p == 0 {
-        v.line("    row_need = (row_end > \(lit(fb, h)) ? \(lit(fb, h)) : row_end) + \(lit(fb, t));")
+        v.line("    row_need = \(t == 0 ? "" : "(")row_end > \(lit(fb, h)) ? \(lit(fb, h)) : row_end\(t == 0 ? "" : ") + \(lit(fb, t))");")
         v.line("    row_limit = oy_rows + \(lit(fb, rows + t));")
     } else {
         v.line("    if (row_end <= \(lit(fb, p))) row_need = \(lit(fb, 1 + t));  // wholly in the padding: wait for the first row")
         v.line("    else if (row_end > \(lit(fb, h + p))) row_need = \(lit(fb, h + t));")
-        v.line("    else row_need = row_end - \(lit(fb, p)) + \(lit(fb, t));")
+        v.line("    else row_need = row_end - \(lit(fb, p))\(t == 0 ? "" : " + \(lit(fb, t))");")
         v.line("    row_limit = oy_rows < \(lit(fb, p)) ? \(lit(fb, rows + t)) : oy_rows - \(lit(fb, p)) + \(lit(fb, rows + t));")
     }
     v.line("  end")

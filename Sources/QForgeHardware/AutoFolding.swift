@@ -8,7 +8,10 @@ import QForgeInteger
 /// a layer is the divisor pair with the smallest product PE · SIMD ≥ M·K/B. Two stages of
 /// `HardwareGraph.expectedCyclesPerInference` depend on the folding too and count against B:
 /// the input stream (K/SIMD beats for the first layer) and the last layer, whose serializer sends
-/// one accumulator per cycle (M/PE · max(K/SIMD, PE) cycles, never fewer than M). Layers are
+/// one accumulator per cycle (M/PE · max(K/SIMD, PE) cycles, never fewer than M). A convolution
+/// of K = kh·kw·C takes output pixels × K/SIMD × M/PE cycles per input map, SIMD dividing C;
+/// a max-pool takes one beat per cycle, its input codes over the lanes of the layer in front
+/// (that layer's PE, or the input's lanes), and counts against that layer. Layers are
 /// independent given B, so each takes its cheapest folding within B: the slowest sets the
 /// throughput and none is faster than it needs to be.
 public struct FoldingSearch: Sendable {
@@ -16,25 +19,59 @@ public struct FoldingSearch: Sendable {
     public var shapes: [(outputs: Int, inputs: Int)]
     /// Layer names for errors.
     public var names: [String]
+    /// Output vectors per inference: a convolution's output pixels, 1 for a dense layer.
+    public var pixels: [Int]
+    /// What SIMD must divide: a convolution's input channels, a dense layer's K.
+    public var simdDivides: [Int]
+    /// Codes per inference into each pool behind layer i (in front of layer i + 1).
+    public var poolCodesAfter: [[Int]]
+    /// Codes per inference into each pool in front of the first layer.
+    public var poolCodesBefore: [Int] = []
+    /// Input features per inference, and the input's channels when the first layer is dense
+    /// over a feature map (its input lanes are then gcd(C, SIMD), whole pixels for a pool).
+    public var inputFeatures: Int
+    public var inputChannels: Int?
 
     public init(shapes: [(outputs: Int, inputs: Int)], names: [String]? = nil) {
         precondition(!shapes.isEmpty && shapes.allSatisfy { $0.outputs > 0 && $0.inputs > 0 }, "FoldingSearch: empty layers")
         self.shapes = shapes
         self.names = names ?? shapes.indices.map { "\($0)" }
+        pixels = shapes.map { _ in 1 }
+        simdDivides = shapes.map(\.inputs)
+        poolCodesAfter = shapes.map { _ in [] }
+        inputFeatures = shapes[0].inputs
     }
 
-    /// The shapes of a dense integer model's layers.
+    /// The layers of an integer model: dense layers by their weights; convolutions and pools
+    /// by the geometry the hardware graph gives them (lowered at its standard folding).
     public init(_ model: IntegerModel) {
         self.init(shapes: model.layers.map { ($0.product.weights.shape[0], $0.product.weights.shape.dropFirst().reduce(1, *)) },
                   names: model.layers.map(\.name))
+        inputFeatures = model.inputShape.reduce(1, *)
+        guard let g = try? HardwareGraph(model), g.units.count == shapes.count else { return }
+        for u in g.units {
+            if let w = u.window {
+                pixels[u.index] = w.outputPixels
+                simdDivides[u.index] = w.channels
+            }
+        }
+        for p in g.pools {
+            let codes = p.channels * p.height * p.width
+            if p.before == 0 { poolCodesBefore.append(codes) } else { poolCodesAfter[p.before - 1].append(codes) }
+        }
+        if g.spatialInput, g.units[0].window == nil { inputChannels = model.inputShape[0] }
     }
 
-    /// Cycles per inference layer `i` contributes at `f` (its own, the input stream's for the
-    /// first layer, the serializer's for the last).
+    /// Cycles per inference layer `i` contributes at `f` (its own, the input stream's and the
+    /// pools' in front for the first layer, the pools' behind it, the serializer's for the last).
     public func cycles(layer i: Int, _ f: Folding) -> Int {
         let (m, k) = shapes[i]
-        var c = (k / f.simd) * (m / f.pe)
-        if i == 0 { c = max(c, k / f.simd) }
+        var c = pixels[i] * (k / f.simd) * (m / f.pe)
+        if i == 0 {
+            let lanes = inputChannels.map { gcd($0, f.simd) } ?? f.simd
+            c = ([c, inputFeatures / lanes] + poolCodesBefore.map { $0 / lanes }).max()!
+        }
+        c = ([c] + poolCodesAfter[i].map { $0 / f.pe }).max()!
         if i == shapes.count - 1 { c = max(c, (m / f.pe) * max(k / f.simd, f.pe)) }
         return c
     }
@@ -47,8 +84,7 @@ public struct FoldingSearch: Sendable {
     /// Every folding of layer `i`, cheapest first; among equal multiplier counts the faster,
     /// then the one with the wider SIMD (fewer weight rows in parallel, the same cycles).
     func candidates(layer i: Int) -> [Folding] {
-        let (m, k) = shapes[i]
-        let all = divisors(m).flatMap { pe in divisors(k).map { Folding(pe: pe, simd: $0) } }
+        let all = divisors(shapes[i].outputs).flatMap { pe in divisors(simdDivides[i]).map { Folding(pe: pe, simd: $0) } }
         return all.sorted { a, b in
             let (pa, pb) = (a.pe * a.simd, b.pe * b.simd)
             if pa != pb { return pa < pb }
@@ -58,7 +94,7 @@ public struct FoldingSearch: Sendable {
         }
     }
 
-    /// The fewest cycles layer `i` can take (PE = M, SIMD = K; M for the last layer).
+    /// The fewest cycles layer `i` can take (PE = M, SIMD = K or C; M for the last layer).
     public func fastest(layer i: Int) -> Int { candidates(layer: i).map { cycles(layer: i, $0) }.min()! }
 
     /// The cheapest folding of every layer within `budget` cycles per inference, or the
@@ -118,7 +154,7 @@ public enum FoldingSearchError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .unreachable(layer, budget, fastest):
-            return "the target allows \(budget) cycles per inference, but layer \(layer) needs at least \(fastest) even fully parallel (PE = M, SIMD = K; the last layer sends one accumulator per cycle); lower --target-fps, raise --clock-mhz, or use --style parallel"
+            return "the target allows \(budget) cycles per inference, but layer \(layer) needs at least \(fastest) even fully parallel (PE = M, SIMD = K, or C for a convolution; the last layer sends one accumulator per cycle); lower --target-fps, raise --clock-mhz, or use --style parallel"
         case let .invalid(message): return message
         }
     }

@@ -42,6 +42,9 @@ public struct HardwareManifest: Codable, Equatable, Sendable {
         public var maxPools: [String]? = nil
         /// The parallel style: weights that are not zero (each a constant multiplier in the RTL).
         public var nonzeroWeights: Int? = nil
+        /// A convolution's line buffer: input rows held, and its codes (rows × W × C).
+        public var lineBufferRows: Int? = nil
+        public var lineBufferCodes: Int? = nil
     }
 
     public struct Vectors: Codable, Equatable, Sendable {
@@ -111,6 +114,10 @@ public struct HardwareDesign: Sendable {
         var files: [String: String] = [:]
         var rtl: [String] = ["\(graph.prefix)_rom.v"]
         files["\(graph.prefix)_rom.v"] = emitRom(prefix: graph.prefix)
+        if graph.units.contains(where: { $0.lineBuffer != nil }) {
+            files["\(graph.prefix)_ram.v"] = emitRam(prefix: graph.prefix)
+            rtl.append("\(graph.prefix)_ram.v")
+        }
         var memories: [String] = [], coe: [String] = []
         var layers: [HardwareManifest.Layer] = []
         for (u, layer) in zip(graph.units, integerModel.layers) {
@@ -136,6 +143,10 @@ public struct HardwareDesign: Sendable {
                 droppedBits: u.droppedBits, valueBits: u.valueBits, requantization: u.requantization.name + (u.lookupCodes == nil ? "" : "+lookup"), outputBits: u.outputBits,
                 cycles: u.cycles, weightMemory: "\(u.weightRomFile).mem", parameterMemory: layout.fields.isEmpty ? nil : "\(u.paramRomFile).mem"))
             if let w = u.window { layers[layers.count - 1].convolution = w.description }
+            if let lb = u.lineBuffer {
+                layers[layers.count - 1].lineBufferRows = lb.rows
+                layers[layers.count - 1].lineBufferCodes = lb.codes
+            }
             let pools = graph.pools.filter { $0.before == u.index }
             if !pools.isEmpty {
                 layers[layers.count - 1].maxPools = pools.map { "\($0.kernel)×\($0.kernel) stride \($0.stride) padding \($0.padding) over \($0.channels)×\($0.height)×\($0.width)" }

@@ -90,8 +90,9 @@ extension MatrixVectorUnit {
     }
 }
 
-/// Emits a unit's module: double-banked input buffer, fold counters, weight and parameter
-/// ROMs, the PE × SIMD multiply-accumulate array, and the requantization of each lane.
+/// Emits a unit's module: input buffer (a dense layer's two banks, a convolution's line
+/// buffer and window walker), fold counters, weight and parameter ROMs, the PE × SIMD
+/// multiply-accumulate array, and the requantization of each lane.
 func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     let pe = u.folding.pe, simd = u.folding.simd, sf = u.synapseFold, nf = u.neuronFold
     let xb = u.inputBits, win = u.inLanes, k = u.bankSize
@@ -101,7 +102,7 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     let hasParams = !layout.fields.isEmpty
     let signedness = u.inputGrid.signed ? "signed" : "unsigned"
     var header = [
-        u.window.map { w in "Layer \(u.index) (\(u.layerName)): convolution \(w.description) → \(u.outputs)×\(w.outHeight)×\(w.outWidth), K = \(u.inputs), \(u.folding), \(u.cycles) cycles per input map." }
+        u.window.map { w in "Layer \(u.index) (\(u.layerName)): convolution \(w.description) → \(u.outputs)×\(w.outHeight)×\(w.outWidth), K = \(u.inputs), \(u.folding), \(u.cycles) cycles per input map, \(u.lineBuffer!.rows) input rows buffered." }
             ?? "Layer \(u.index) (\(u.layerName)): dense \(u.inputs) → \(u.outputs), \(u.folding), \(u.cycles) cycles per input vector.",
         "Inputs: \(xb)-bit \(signedness) codes, \(win) per beat; weights: \(u.weightBits)-bit signed; sum: \(sw) bits; accumulator: \(u.accBits) bits.",
     ]
@@ -123,39 +124,36 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line()
     var thresholdLoop = false
     if case let .thresholds(levels, lists, _, _) = u.requantization, levels > 0, lists.contains(where: { !$0.isConstant }) { thresholdLoop = true }
-    v.line("  integer l, s, p\(thresholdLoop ? ", i" : "");")
+    v.line("  integer \(u.lineBuffer == nil ? "l, s, " : "")p\(thresholdLoop ? ", i" : "");")
     v.line()
-    if u.window == nil {
+    if let lb = u.lineBuffer {
+        declareLineBuffer(&v, u, lb)
+    } else {
         v.line("  // Input buffer: two banks of \(k) codes. The writer fills one bank, \(win) codes per beat, while")
         v.line("  // the multiply-accumulate loop reads the other, \(simd) codes per cycle.")
-    } else {
-        v.line("  // Input buffer: two banks of one input map (\(k) codes, pixel by pixel, channels fastest). The writer")
-        v.line("  // fills one bank, \(win) codes per beat, while the sliding window reads the other, \(simd) codes per cycle.")
+        v.line("  reg  \(range(xb)) buf_mem [0:\(2 * k - 1)];")
+        v.line("  reg  \(range(ptrBits)) wr_ptr_q, wr_ptr_d;")
+        v.line("  reg  wr_bank_q, wr_bank_d;")
+        v.line("  reg  [1:0] full_q, full_d;")
+        v.line("  wire wr_en;")
+        v.line("  assign in_ready_o = ~full_q[wr_bank_q];")
+        v.line("  assign wr_en = in_valid_i & in_ready_o;")
+        v.line()
+        v.line("  always @(posedge clk_i) begin")
+        v.line("    if (wr_en) begin")
+        v.line("      for (l = 0; l < \(win); l = l + 1) begin")
+        v.line("        buf_mem[wr_ptr_q + l[\(ptrBits - 1):0]] <= in_data_i[l * \(xb) +: \(xb)];")
+        v.line("      end")
+        v.line("    end")
+        v.line("  end")
     }
-    v.line("  reg  \(range(xb)) buf_mem [0:\(2 * k - 1)];")
-    v.line("  reg  \(range(ptrBits)) wr_ptr_q, wr_ptr_d;")
-    v.line("  reg  wr_bank_q, wr_bank_d;")
-    v.line("  reg  [1:0] full_q, full_d;")
-    v.line("  wire wr_en;")
-    v.line("  assign in_ready_o = ~full_q[wr_bank_q];")
-    v.line("  assign wr_en = in_valid_i & in_ready_o;")
-    v.line()
-    v.line("  always @(posedge clk_i) begin")
-    v.line("    if (wr_en) begin")
-    v.line("      for (l = 0; l < \(win); l = l + 1) begin")
-    v.line("        buf_mem[wr_ptr_q + l[\(ptrBits - 1):0]] <= in_data_i[l * \(xb) +: \(xb)];")
-    v.line("      end")
-    v.line("    end")
-    v.line("  end")
     v.line()
     v.line("  // Fold counters: sf = synapse fold (0..\(sf - 1)), nf = neuron fold (0..\(nf - 1)); one SIMD slice")
     v.line("  // against PE weight rows is issued per cycle while the pipeline may advance (step).")
-    if let w = u.window {
-        declareWindowCounters(&v, w, simd: simd)
-    } else {
+    if u.lineBuffer == nil {
         v.line("  reg  \(range(ptrBits)) rd_ptr_q, rd_ptr_d;")
+        v.line("  reg  rd_bank_q, rd_bank_d;")
     }
-    v.line("  reg  rd_bank_q, rd_bank_d;")
     v.line("  reg  \(range(sfBits)) sf_q, sf_d;")
     v.line("  reg  \(range(nfBits)) nf_q, nf_d;")
     v.line("  reg  \(range(waBits)) waddr_q, waddr_d;")
@@ -164,7 +162,7 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line("  // Pipeline: issue (buffer read, ROM address) → 1: multiply-accumulate → 2: requantize → output register.")
     v.line("  reg  v1_q, v1_d, first1_q, first1_d, last1_q, last1_d, v2_q, v2_d;")
     if hasParams { v.line("  reg  \(range(nfBits)) nf1_q, nf1_d;") }
-    v.line("  reg  \(range(simd * xb)) x1_q, x1_d;")
+    if u.lineBuffer == nil { v.line("  reg  \(range(simd * xb)) x1_q, x1_d;") }
     v.line("  reg  \(range(pe * sw)) acc_q, acc_d;")
     v.line("  reg  \(range(pe * sw)) fin_q, fin_d;  // finished sums, held for requantization")
     v.line("  reg  \(range(pe * ob)) out_q, out_d;")
@@ -173,36 +171,38 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     if hasParams { v.line("  wire \(range(pe * layout.laneBits)) prm2;") }
     v.line()
     v.line("  assign step = ~out_valid_q | out_ready_i;")
-    v.line("  assign issue = step & full_q[rd_bank_q];")
+    v.line("  assign issue = step & \(u.lineBuffer == nil ? "full_q[rd_bank_q]" : "data_ready");")
     v.line("  assign last_sf = sf_q == \(lit(sfBits, Int64(sf - 1)));")
     v.line("  assign last_nf = nf_q == \(lit(nfBits, Int64(nf - 1)));")
     v.line("  assign out_data_o = out_q;")
     v.line("  assign out_valid_o = out_valid_q;")
     v.line()
-    if let w = u.window { emitWindowAddress(&v, w, simd: simd, ptrBits: ptrBits) }
-    v.line("  always @(*) begin")
-    v.line("    wr_ptr_d = wr_ptr_q;")
-    v.line("    wr_bank_d = wr_bank_q;")
-    v.line("    full_d = full_q;")
-    if let w = u.window {
-        for name in windowCounterNames(w) { v.line("    \(name)_d = \(name)_q;") }
-    } else {
-        v.line("    rd_ptr_d = rd_ptr_q;")
+    if let lb = u.lineBuffer {
+        emitLineBufferLogic(&v, u, lb, prefix: prefix)
+        v.line()
     }
-    v.line("    rd_bank_d = rd_bank_q;")
-    v.line("    sf_d = sf_q;")
-    v.line("    nf_d = nf_q;")
-    v.line("    waddr_d = waddr_q;")
-    v.line("    if (wr_en) begin")
-    v.line("      wr_ptr_d = wr_ptr_q == \(lit(ptrBits, Int64(2 * k - win))) ? \(lit(ptrBits, 0)) : wr_ptr_q + \(lit(ptrBits, Int64(win)));")
-    v.line("      if (wr_ptr_q == \(lit(ptrBits, Int64(k - win))) || wr_ptr_q == \(lit(ptrBits, Int64(2 * k - win)))) begin")
-    v.line("        full_d[wr_bank_q] = 1'b1;")
-    v.line("        wr_bank_d = ~wr_bank_q;")
-    v.line("      end")
-    v.line("    end")
-    if let w = u.window {
-        emitWindowSteps(&v, w, simd: simd, sfBits: sfBits, nfBits: nfBits, waBits: waBits)
+    v.line("  always @(*) begin")
+    if let lb = u.lineBuffer {
+        v.line("    sf_d = sf_q;")
+        v.line("    nf_d = nf_q;")
+        v.line("    waddr_d = waddr_q;")
+        emitLineBufferSteps(&v, u, lb, sfBits: sfBits, nfBits: nfBits, waBits: waBits)
     } else {
+        v.line("    wr_ptr_d = wr_ptr_q;")
+        v.line("    wr_bank_d = wr_bank_q;")
+        v.line("    full_d = full_q;")
+        v.line("    rd_ptr_d = rd_ptr_q;")
+        v.line("    rd_bank_d = rd_bank_q;")
+        v.line("    sf_d = sf_q;")
+        v.line("    nf_d = nf_q;")
+        v.line("    waddr_d = waddr_q;")
+        v.line("    if (wr_en) begin")
+        v.line("      wr_ptr_d = wr_ptr_q == \(lit(ptrBits, Int64(2 * k - win))) ? \(lit(ptrBits, 0)) : wr_ptr_q + \(lit(ptrBits, Int64(win)));")
+        v.line("      if (wr_ptr_q == \(lit(ptrBits, Int64(k - win))) || wr_ptr_q == \(lit(ptrBits, Int64(2 * k - win)))) begin")
+        v.line("        full_d[wr_bank_q] = 1'b1;")
+        v.line("        wr_bank_d = ~wr_bank_q;")
+        v.line("      end")
+        v.line("    end")
         v.line("    if (issue) begin")
         v.line("      sf_d = last_sf ? \(lit(sfBits, 0)) : sf_q + \(lit(sfBits, 1));")
         v.line("      waddr_d = waddr_q + \(lit(waBits, 1));")
@@ -226,25 +226,23 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line("    first1_d = first1_q;")
     v.line("    last1_d = last1_q;")
     if hasParams { v.line("    nf1_d = nf1_q;") }
-    v.line("    x1_d = x1_q;")
+    if u.lineBuffer == nil { v.line("    x1_d = x1_q;") }
     v.line("    v2_d = v2_q;")
     v.line("    if (step) begin")
     v.line("      v1_d = issue;")
     v.line("      first1_d = sf_q == \(lit(sfBits, 0));")
     v.line("      last1_d = last_sf;")
     if hasParams { v.line("      nf1_d = nf_q;") }
-    v.line("      for (s = 0; s < \(simd); s = s + 1) begin")
-    if u.window != nil {
-        v.line("        x1_d[s * \(xb) +: \(xb)] = win_pad ? \(lit(xb, 0)) : buf_mem[win_addr + s[\(ptrBits - 1):0]];  // padding reads code 0")
-    } else {
+    if u.lineBuffer == nil {
+        v.line("      for (s = 0; s < \(simd); s = s + 1) begin")
         v.line("        x1_d[s * \(xb) +: \(xb)] = buf_mem[rd_ptr_q + s[\(ptrBits - 1):0]];")
+        v.line("      end")
     }
-    v.line("      end")
     v.line("      v2_d = v1_q & last1_q;")
     v.line("    end")
     v.line("  end")
     v.line()
-    emitMac(&v, u)
+    emitMac(&v, u, x1: u.lineBuffer == nil ? "x1_q" : "x1")
     v.line()
     emitRequant(&v, u, layout)
     v.line()
@@ -260,13 +258,18 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line()
     v.line("  always @(posedge clk_i or negedge rst_ni) begin")
     v.line("    if (!rst_ni) begin")
-    let readCounters: [(String, Int)] = u.window.map { windowCounters($0, simd: simd) } ?? [("rd_ptr", ptrBits)]
-    let resets: [(String, Int)] = [("wr_ptr", ptrBits), ("wr_bank", 1), ("full", 2)] + readCounters + [("rd_bank", 1), ("sf", sfBits),
-                                   ("nf", nfBits), ("waddr", waBits), ("v1", 1), ("first1", 1), ("last1", 1)]
-        + (hasParams ? [("nf1", nfBits)] : []) + [("x1", simd * xb), ("v2", 1), ("acc", pe * sw), ("fin", pe * sw), ("out", pe * ob), ("out_valid", 1)]
-    for (name, bits) in resets { v.line("      \(name)_q <= \(lit(bits, 0));") }
+    // Input side (a line buffer's registers with their reset values), then the pipeline.
+    let lineRegisters = u.lineBuffer.map { lb -> [(String, Int, Int64)] in
+        let r = LineBufferRTL(lb: lb)
+        return r.registers.map { ($0.name, $0.bits, $0.reset) } + r.readRegisters.map { ($0.name, $0.bits, 0) }
+    }
+    let resets: [(String, Int, Int64)] = (lineRegisters ?? [("wr_ptr", ptrBits, 0), ("wr_bank", 1, 0), ("full", 2, 0), ("rd_ptr", ptrBits, 0), ("rd_bank", 1, 0)])
+        + [("sf", sfBits, 0), ("nf", nfBits, 0), ("waddr", waBits, 0), ("v1", 1, 0), ("first1", 1, 0), ("last1", 1, 0)]
+        + (hasParams ? [("nf1", nfBits, 0)] : []) + (lineRegisters == nil ? [("x1", simd * xb, 0)] : [])
+        + [("v2", 1, 0), ("acc", pe * sw, 0), ("fin", pe * sw, 0), ("out", pe * ob, 0), ("out_valid", 1, 0)]
+    for (name, bits, value) in resets { v.line("      \(name)_q <= \(lit(bits, value));") }
     v.line("    end else begin")
-    for (name, _) in resets { v.line("      \(name)_q <= \(name)_d;") }
+    for (name, _, _) in resets { v.line("      \(name)_q <= \(name)_d;") }
     v.line("    end")
     v.line("  end")
     v.line()
@@ -303,7 +306,7 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
 
 /// Stage 1: per PE lane, the SIMD products of codes and weights added to the running sum
 /// (restarted on the first slice of each output), unrolled with constant bit selects.
-private func emitMac(_ v: inout VerilogText, _ u: MatrixVectorUnit) {
+private func emitMac(_ v: inout VerilogText, _ u: MatrixVectorUnit, x1: String) {
     let pe = u.folding.pe, simd = u.folding.simd, xb = u.inputBits, wb = u.weightBits
     let pw = u.productBits, sw = u.sumBits
     let wraps = sw < u.accRange.bits
@@ -321,8 +324,8 @@ private func emitMac(_ v: inout VerilogText, _ u: MatrixVectorUnit) {
         v.line("      // lane \(p)")
         v.line("      mac_sum = first1_q ? \(lit(sw, 0)) : \(slice("acc_q", (p + 1) * sw - 1, p * sw));")
         for s in 0..<simd {
-            let xs = slice("x1_q", (s + 1) * xb - 1, s * xb)
-            let x = u.inputGrid.signed ? signExtendSelect(xs, msb: "x1_q[\((s + 1) * xb - 1)]", from: xb, to: pw) : "{\(pw - xb)'d0, \(xs)}"
+            let xs = slice(x1, (s + 1) * xb - 1, s * xb)
+            let x = u.inputGrid.signed ? signExtendSelect(xs, msb: "\(x1)[\((s + 1) * xb - 1)]", from: xb, to: pw) : "{\(pw - xb)'d0, \(xs)}"
             let lane = (p * simd + s) * wb
             let w = signExtendSelect(slice("w1", lane + wb - 1, lane), msb: "w1[\(lane + wb - 1)]", from: wb, to: pw)
             v.line("      mac_prod = \(x) * \(w);")

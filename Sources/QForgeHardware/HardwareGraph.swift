@@ -148,6 +148,8 @@ public struct MatrixVectorUnit: Equatable, Sendable {
     /// K = kh·kw·C, `weights` columns are in window order, and each input map yields
     /// `outputPixels` output vectors.
     public var window: SlidingWindow?
+    /// A convolution's input buffer: a few input rows (nil: a dense layer's two banks).
+    public var lineBuffer: LineBuffer?
     /// The grid the requantization produces: the output grid, or a lookup table's input grid.
     public var requantizedGrid: IntQuantGrid?
     /// A lookup-table activation after the requantization: the output code of every
@@ -164,8 +166,8 @@ public struct MatrixVectorUnit: Equatable, Sendable {
     public var cycles: Int { synapseFold * neuronFold * (window?.outputPixels ?? 1) }
     /// Output words (PE codes each) per inference.
     public var outputWordsPerInference: Int { neuronFold * (window?.outputPixels ?? 1) }
-    /// Codes of one bank of the input buffer: the input vector, or a convolution's input map.
-    public var bankSize: Int { window?.frame ?? inputs }
+    /// Codes of one bank of a dense unit's input buffer: the input vector.
+    public var bankSize: Int { inputs }
     public var inputBits: Int { inputGrid.bitWidth }
 
     /// Per-channel parameters that vary by channel: the fields of the parameter ROM, in order.
@@ -233,23 +235,34 @@ public struct HardwareGraph: Equatable, Sendable {
     }
 
     /// Cycles from the first input beat's handshake to the last output beat's handshake of an
-    /// inference entering an empty design without stalls. Each unit starts when its input
+    /// inference entering an empty design without stalls. Each dense unit starts when its input
     /// bank is full, issues its K/SIMD × M/PE slices, and its last output word reaches the
     /// next bank 3 cycles after the last issue (ROM read, multiply-accumulate, requantize);
     /// the serializer then emits the last layer's words.
     ///
-    /// With pools and convolutions: `time(b)` is the cycle at which beat b of the current
-    /// stream is taken (input beat b at b); a unit starts one cycle after its bank's last beat
-    /// and delivers word w (pixel-major) at start + (w + 1)·K/SIMD + 2; a pool delivers each
-    /// output one cycle after the input that completes its window.
+    /// `time(b)` is the cycle at which beat b of the current stream is taken (input beat b at
+    /// b); a dense unit starts one cycle after its bank's last beat and delivers word w at
+    /// start + (w + 1)·K/SIMD + 2; a pool delivers each output one cycle after the input that
+    /// completes its window. Convolutions start each output row as soon as its input rows are
+    /// in, and their line buffers hold the stream back when full, so the stages in front of
+    /// the first dense unit (pools and convolutions) are timed by their cycle model
+    /// (`FrontTiming`), which gives the times of the stream into that unit.
     public var expectedLatency: Int {
         if style == .parallel { return parallelLatency }
         let last = units.last!
         var time: (Int) -> Int = { $0 }
         var lastBeat = inputBeats - 1
         var start = 0
-        for u in units {
-            for pool in pools where pool.before == u.index {
+        let front = frontStages(units: units, pools: pools)
+        let firstDense = units.firstIndex { $0.lineBuffer == nil }!
+        if firstDense > 0 {
+            let timing = FrontTiming(inputBeats: inputBeats, stages: front)
+            let times = timing.outputTimes(inferences: 1)
+            time = { times[$0] }
+            lastBeat = times.count - 1
+        }
+        for u in units[firstDense...] {
+            for pool in pools where pool.before == u.index && firstDense == 0 {
                 let previous = time
                 time = { j in previous(pool.completingBeat(j)) + 1 }
                 lastBeat = pool.outputBeats - 1

@@ -8,8 +8,8 @@ import QForgeTensor
 // order. The integer model keeps NCHW; the lowering permutes weights (and the testbench the
 // input vectors) so that every number is the integer model's.
 //
-// A convolution is a matrix-vector unit whose input buffer holds whole feature maps (two
-// banks of H·W·C codes) and whose read side is a sliding-window generator: for each output
+// A convolution is a matrix-vector unit whose input buffer is a line buffer of a few input
+// rows (LineBuffer.swift) and whose read side is a sliding-window generator: for each output
 // pixel it walks the kh × kw window, SIMD channels per cycle, and reads code 0 where the
 // window lies in the zero padding (as `IntegerOps.conv2d`'s im2col does). The K = kh·kw·C
 // weight columns of a row are stored in that walk's order: (ky, kx, c), c fastest. SIMD must
@@ -28,7 +28,7 @@ public struct SlidingWindow: Equatable, Sendable {
     public var outHeight: Int { (height + 2 * padding - kernelHeight) / stride + 1 }
     public var outWidth: Int { (width + 2 * padding - kernelWidth) / stride + 1 }
     public var outputPixels: Int { outHeight * outWidth }
-    /// Codes of one input feature map: one bank of the unit's input buffer.
+    /// Codes of one input feature map.
     public var frame: Int { channels * height * width }
 
     public var description: String {
@@ -124,6 +124,39 @@ func modelIndex(streamPosition q: Int, channels c: Int, height h: Int, width w: 
 
 func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
 
+/// The stages in front of the first dense unit, in stream order: pools and convolution units.
+func frontStages(units: [MatrixVectorUnit], pools: [PoolUnit]) -> [FrontStage] {
+    var stages: [FrontStage] = []
+    for u in units {
+        stages += pools.filter { $0.before == u.index }.sorted { $0.position < $1.position }.map { .pool($0) }
+        guard let lb = u.lineBuffer else { return stages }
+        stages.append(.conv(u, lb))
+    }
+    let next = units.count
+    return stages + pools.filter { $0.before == next }.sorted { $0.position < $1.position }.map { .pool($0) }
+}
+
+/// The line buffer of a convolution unit: the fewest rows (from those its window needs at
+/// once) with which the stages in front of it, this unit last, run at the slowest one's
+/// rate in the cycle model, so that the buffer costs no throughput.
+func lineBuffer(for unit: MatrixVectorUnit, window: SlidingWindow, inputBeats: Int,
+                units: [MatrixVectorUnit], pools: [PoolUnit]) -> LineBuffer {
+    let minimum = LineBuffer.minimumRows(window)
+    var lb = LineBuffer(window: window, lanes: unit.inLanes, simd: unit.folding.simd, rows: minimum)
+    // Beyond a whole map and a window more, rows cannot help: the writer never gets further ahead.
+    let most = window.height + window.kernelHeight + window.stride
+    let previous = frontStages(units: units, pools: pools.filter { $0.before <= unit.index })
+    let inferences = previous.count + 4
+    while lb.rows < most {
+        var u = unit
+        u.lineBuffer = lb
+        let front = FrontTiming(inputBeats: inputBeats, stages: previous + [.conv(u, lb)])
+        if front.interval(inferences: inferences) <= front.bound { break }
+        lb.rows += 1
+    }
+    return lb
+}
+
 extension HardwareGraph {
     /// Lowers every layer: the pools of its code ops, its product (dense, or a convolution over
     /// the stream's map), its folding. Errors name the layer and what to change.
@@ -208,8 +241,11 @@ extension HardwareGraph {
                 guard m % folding.pe == 0, c % folding.simd == 0 else {
                     throw HardwareError.folding(layer: layer.name, problem: "\(folding) does not divide the convolution (\(m) output channels need PE dividing \(m), \(c) input channels need SIMD dividing \(c): a SIMD slice stays within one pixel)")
                 }
-                unit = try MatrixVectorUnit(layer, index: i, isLast: isLast, folding: folding, inLanes: lanes, prefix: prefix,
-                                            weights: windowOrderedWeights(w), window: window)
+                var conv = try MatrixVectorUnit(layer, index: i, isLast: isLast, folding: folding, inLanes: lanes, prefix: prefix,
+                                                weights: windowOrderedWeights(w), window: window)
+                conv.lineBuffer = lineBuffer(for: conv, window: window, inputBeats: shape.reduce(1, *) / inputLanes,
+                                             units: units, pools: pools)
+                unit = conv
                 layout = .spatial(channels: m, height: window.outHeight, width: window.outWidth)
             case .gemm:
                 if case let .spatial(c, h, wd) = layout { flattenedFrom = (c, h, wd) }  // the integer model flattens implicitly
@@ -373,93 +409,4 @@ func emitPool(_ p: PoolUnit) -> String {
     v.line()
     v.line("endmodule")
     return v.text
-}
-
-// MARK: - The sliding-window read side of a convolution unit
-
-/// The window counters of a convolution unit, fastest first: channel slice, kernel column and
-/// row, output column and row.
-func windowCounters(_ w: SlidingWindow, simd: Int) -> [(String, Int)] {
-    [("cs", indexBits(w.channels / simd)), ("kx", indexBits(w.kernelWidth)), ("ky", indexBits(w.kernelHeight)),
-     ("ox", indexBits(w.outWidth)), ("oy", indexBits(w.outHeight))]
-}
-
-func windowCounterNames(_ w: SlidingWindow) -> [String] { ["cs", "kx", "ky", "ox", "oy"] }
-
-func declareWindowCounters(_ v: inout VerilogText, _ w: SlidingWindow, simd: Int) {
-    let counters = windowCounters(w, simd: simd)
-    let ends = [w.channels / simd, w.kernelWidth, w.kernelHeight, w.outWidth, w.outHeight]
-    v.line("  // Sliding window: channel slice cs, kernel position (kx, ky), output pixel (ox, oy).")
-    for (name, bits) in counters { v.line("  reg  \(range(bits)) \(name)_q, \(name)_d;") }
-    v.line("  wire last_cs, last_kx, last_ky, last_ox, last_oy;")
-    for ((name, bits), end) in zip(counters, ends) { v.line("  assign last_\(name) = \(name)_q == \(lit(bits, Int64(end - 1)));") }
-}
-
-/// The address of the window's current SIMD slice in the read bank, and whether it lies in the
-/// zero padding. Coordinates are kept padded (row' = oy·stride + ky, input row = row' − padding),
-/// so everything is unsigned; the subtraction of the padding wraps only for padded slices,
-/// whose address is not used.
-func emitWindowAddress(_ v: inout VerilogText, _ w: SlidingWindow, simd: Int, ptrBits: Int) {
-    let counters = Dictionary(uniqueKeysWithValues: windowCounters(w, simd: simd))
-    let c = w.channels, p = w.padding, s = w.stride
-    let rowMax = (w.outHeight - 1) * s + w.kernelHeight - 1, colMax = (w.outWidth - 1) * s + w.kernelWidth - 1
-    let rowStep = w.width * c
-    let origin = p * rowStep + p * c
-    let maxValue = rowMax * rowStep + colMax * c + (c / simd - 1) * simd + w.frame + origin
-    let ab = max(ptrBits, unsignedBits(Int64(maxValue)))
-    func ext(_ name: String) -> String { zeroExtend("\(name)_q", from: counters[name]!, to: ab) }
-    func times(_ e: String, _ k: Int) -> String { k == 1 ? e : "\(e) * \(lit(ab, Int64(k)))" }
-    var pad: [String] = []
-    if p > 0 { pad += ["(win_row < \(lit(ab, Int64(p))))", "(win_col < \(lit(ab, Int64(p))))"] }
-    if rowMax >= w.height + p { pad.append("(win_row >= \(lit(ab, Int64(w.height + p))))") }
-    if colMax >= w.width + p { pad.append("(win_col >= \(lit(ab, Int64(w.width + p))))") }
-    v.line("  // Window address: padded row and column of the current kernel position, the slice's address in")
-    v.line("  // the read bank (input row·\(rowStep) + input column·\(c) + slice·\(simd)), and whether it is padding.")
-    v.line("  reg  \(range(ab)) win_row, win_col, win_full;")
-    v.line("  reg  \(range(ptrBits)) win_addr;")
-    v.line("  reg  win_pad;")
-    v.line("  always @(*) begin")
-    v.line("    win_row = \(times(ext("oy"), s)) + \(ext("ky"));")
-    v.line("    win_col = \(times(ext("ox"), s)) + \(ext("kx"));")
-    v.line("    win_pad = \(pad.isEmpty ? "1'b0" : pad.joined(separator: " | "));")
-    v.line("    win_full = \(times("win_row", rowStep)) + \(times("win_col", c)) + \(times(ext("cs"), simd))"
-           + (origin > 0 ? " - \(lit(ab, Int64(origin)))" : "") + " + (rd_bank_q ? \(lit(ab, Int64(w.frame))) : \(lit(ab, 0)));")
-    v.line("    win_addr = \(ab == ptrBits ? "win_full" : "win_full[\(ptrBits - 1):0]");")
-    v.line("  end")
-    if ab > ptrBits {
-        v.line("  wire unused_win_bits;")
-        v.line("  assign unused_win_bits = ^win_full[\(ab - 1):\(ptrBits)];")
-    }
-    v.line()
-}
-
-/// The issue step of a convolution unit: the window counters advance with the synapse fold;
-/// after the last neuron fold of a pixel the next pixel begins, and after the last pixel the
-/// bank is freed.
-func emitWindowSteps(_ v: inout VerilogText, _ w: SlidingWindow, simd: Int, sfBits: Int, nfBits: Int, waBits: Int) {
-    let bits = Dictionary(uniqueKeysWithValues: windowCounters(w, simd: simd))
-    func advance(_ name: String) -> String {
-        "\(name)_d = last_\(name) ? \(lit(bits[name]!, 0)) : \(name)_q + \(lit(bits[name]!, 1));"
-    }
-    v.line("    if (issue) begin")
-    v.line("      sf_d = last_sf ? \(lit(sfBits, 0)) : sf_q + \(lit(sfBits, 1));")
-    v.line("      waddr_d = waddr_q + \(lit(waBits, 1));")
-    v.line("      \(advance("cs"))")
-    v.line("      if (last_cs) begin")
-    v.line("        \(advance("kx"))")
-    v.line("        if (last_kx) \(advance("ky"))")
-    v.line("      end")
-    v.line("      if (last_sf) begin")
-    v.line("        nf_d = last_nf ? \(lit(nfBits, 0)) : nf_q + \(lit(nfBits, 1));")
-    v.line("        if (last_nf) begin  // the output pixel is done")
-    v.line("          waddr_d = \(lit(waBits, 0));")
-    v.line("          \(advance("ox"))")
-    v.line("          if (last_ox) \(advance("oy"))")
-    v.line("          if (last_ox & last_oy) begin  // the map is consumed: free the bank, move to the other")
-    v.line("            full_d[rd_bank_q] = 1'b0;")
-    v.line("            rd_bank_d = ~rd_bank_q;")
-    v.line("          end")
-    v.line("        end")
-    v.line("      end")
-    v.line("    end")
 }

@@ -127,10 +127,12 @@ func emitTestbench(_ g: HardwareGraph, vectors: Int, timingSamples: Int, taps: B
     let tapped = taps ? Array(g.units.dropLast()) : []
     let ib = g.inputDataBits, ob = g.outputDataBits, beats = g.inputBeats, words = g.outputWords
     let timeout = 20 * (g.expectedLatency + 2 * g.expectedCyclesPerInference) + 10_000
-    // A max-pool that drops trailing rows or columns sends its last output before the input's
-    // last beats (and the units before it keep working on them): the timing burst then waits
-    // until every input beat is taken and `Drain` more cycles, so that it enters an empty design.
+    // A max-pool that drops trailing rows or columns, or a convolution whose windows skip the
+    // map's last rows, sends its last output before the input's last beats (and the units
+    // before it keep working on them): the timing burst then waits until every input beat is
+    // taken and `Drain` more cycles, so that it enters an empty design.
     let drains = g.pools.contains { $0.completingBeat($0.outputBeats - 1) != $0.inputBeats - 1 }
+        || g.units.contains { ($0.lineBuffer?.trailingRows ?? 0) > 0 }
     var v = VerilogText(header: [
         "Self-checking testbench of \(g.top): random stalls on both streams, every output word checked.",
         "Plusargs: +samples=N (default all \(vectors)), +seed=S, +stall=PERCENT (default 30). Ends with \"N passed, M failed\".",

@@ -17,8 +17,8 @@ struct Compile: ParsableCommand {
             Dense (Gemm) and convolution layers, max-pool (stride = kernel) and flatten. Each layer becomes a \
             matrix-vector unit with PE output channels and SIMD inputs in parallel, taking K/SIMD × M/PE cycles \
             per input vector; a convolution reads K = kh·kw·C codes per output pixel through a sliding window \
-            over a buffered input map (SIMD must divide C), and feature maps stream pixel by pixel, channels \
-            fastest. Default folding: per layer the largest divisor of M up to 8 as PE and of K (C for a \
+            over a line buffer of a few input rows (SIMD must divide C), and feature maps stream pixel by pixel, \
+            channels fastest. Default folding: per layer the largest divisor of M up to 8 as PE and of K (C for a \
             convolution) up to 8 as SIMD. --fold takes a JSON file \
             {"layers": [{"pe": 8, "simd": 16}, ...]} (or a bare list), or inline PExSIMD per layer: 8x16,4x8,1x4.
             The input stream carries the first layer's SIMD codes per beat; the output stream one accumulator \
@@ -119,10 +119,6 @@ struct Compile: ParsableCommand {
             } else {
                 var foldings = try fold.map { try parseFolding($0, layers: integer.layers.count) }
                 if targetFps != nil || maxMultipliers != nil {
-                    // The search's cycle model is the dense one (K/SIMD × M/PE per vector).
-                    if let conv = integer.layers.first(where: { $0.product.kind != .gemm || $0.codeOps.contains { $0 != .flatten } }) {
-                        throw CommandError("\(model): layer \(conv.name) is a convolution or pools; --target-fps and --max-multipliers choose foldings for dense layers only, give --fold PExSIMD per layer (SIMD divides the input channels of a convolution)")
-                    }
                     let search = FoldingSearch(integer)
                     if let fps = targetFps {
                         foldings = try search.forTarget(fps: fps, clockMHz: clockMhz)

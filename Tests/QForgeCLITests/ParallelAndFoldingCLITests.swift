@@ -67,18 +67,26 @@ final class ParallelAndFoldingCLITests: XCTestCase {
         assertCleanFailure(few, path: model, problem: ["--max-multipliers 1 is less than the 2 layers"])
     }
 
-    func testAutomaticFoldingRefusesConvolutions() throws {
-        // The search's cycle model is the dense one: a convolutional model gets a clear error.
+    func testAutomaticFoldingOfConvolutions() throws {
+        // The search counts a convolution's output pixels and SIMD | C: the chosen folding compiles
+        // and its cycles per inference meet the goal.
         let tmp = try TemporaryDirectory()
         var generator = RandomIntegerModel(seed: 11, lookupChance: 0)  // (the file format stores tables that cover their grid)
         var model = generator.convModel(maxChannels: 2, maxSide: 4, maxDense: 2)
         while !model.layers.contains(where: { $0.product.kind != .gemm }) { model = generator.convModel(maxChannels: 2, maxSide: 4, maxDense: 2) }
         try IntegerModelFile.save(model, to: tmp.file("conv.int"))
-        let conv = model.layers.first { $0.product.kind != .gemm || $0.codeOps.contains { $0 != .flatten } }!
-        for goal in [["--target-fps", "1000"], ["--max-multipliers", "8"]] {
-            let r = try runQForge(["compile", "conv.int", "-o", "build"] + goal, in: tmp)
-            assertCleanFailure(r, path: "conv.int", problem: ["layer \(conv.name)", "dense layers only", "--fold"])
-        }
+        // Fewest multipliers (one per layer): everything folded.
+        let m = try runQForge(["compile", "conv.int", "-o", "mult", "--max-multipliers", "\(model.layers.count)", "--samples", "2", "--json"], in: tmp)
+        XCTAssertEqual(m.status, 0, "\(m)")
+        XCTAssertEqual(try m.jsonObject()["folding"] as? [String], model.layers.map { _ in "1x1" })
+        let slowest = try XCTUnwrap(try m.jsonObject()["expected_cycles_per_inference"] as? Int)
+        // Twice that rate: some layer unfolds, and the design meets the budget.
+        let budget = slowest / 2
+        let r = try runQForge(["compile", "conv.int", "-o", "build", "--target-fps", "\(1e6 / Double(budget))", "--clock-mhz", "1",
+                               "--samples", "2", "--json"], in: tmp)
+        XCTAssertEqual(r.status, 0, "\(r)")
+        XCTAssertLessThanOrEqual(try XCTUnwrap(try r.jsonObject()["expected_cycles_per_inference"] as? Int), budget)
+        XCTAssertNotEqual(try r.jsonObject()["folding"] as? [String], model.layers.map { _ in "1x1" })
     }
 
     func testFoldFromAJSONFile() throws {

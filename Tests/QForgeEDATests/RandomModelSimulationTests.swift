@@ -104,6 +104,29 @@ final class RandomModelSimulationTests: XCTestCase {
         }
     }
 
+    /// Line-buffer words that span several memories (beats narrower than the window's SIMD
+    /// slice) or hold several slices (beats wider): a model with two convolutions in a row
+    /// (seed 2102: 2×2 over 5×8×5, then 3×1 over 5×7×4), the first conv's PE and the second's
+    /// SIMD set 1 and 5 both ways; linted by Verilator, simulated in Icarus with random stalls.
+    func testLineBufferWordsAcrossBanksAndSlices() throws {
+        try requireSimulators([.icarus])
+        let lints = Tool.verilator.isAvailable()
+        let dir = try TemporaryDirectory()
+        var generator = RandomIntegerModel(seed: 2102)
+        let model = generator.convModel()
+        let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 4, seed: 2102), source: "random")
+        for (pe0, simd1) in [(5, 1), (1, 5)] {
+            var folding = model.layers.map { _ in Folding(pe: 1, simd: 1) }
+            folding[0].pe = pe0
+            folding[1].simd = simd1
+            let graph = try HardwareGraph(model, foldings: folding)
+            let lb = try XCTUnwrap(graph.units[1].lineBuffer)
+            XCTAssertEqual([lb.lanes, lb.simd, lb.wordCodes, lb.banks, lb.slicesPerWord], [pe0, simd1, 5, 5 / pe0, 5 / simd1])
+            try checkDesign(graph, model, vectors, in: dir, name: "lb\(pe0)x\(simd1)", simulators: [.icarus], lints: lints, seed: 2102,
+                            label: "seed 2102, conv PE \(pe0), next SIMD \(simd1)")
+        }
+    }
+
     /// Random dense networks in the fully parallel style (every other one with argmax),
     /// linted and simulated in Verilator with random stalls: bit-exact, one inference per cycle,
     /// latency as the manifest says. `QFORGE_HW_PARALLEL_MODELS` sets the number (default 4).

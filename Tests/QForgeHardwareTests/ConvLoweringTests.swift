@@ -33,7 +33,12 @@ final class ConvLoweringTests: XCTestCase {
         XCTAssertEqual(window.outHeight, 5)
         XCTAssertEqual(window.outWidth, 5)
         XCTAssertEqual(conv.inputs, 8)  // K = 2·2·2
-        XCTAssertEqual(conv.bankSize, 32)  // the whole 2×4×4 map
+        // The line buffer: 2 rows (kh) would stall the window at output row 2, whose third input row
+        // cannot be written while row 1 still reads row 0; 3 rows of 4 pixels × 2 channels keep it busy.
+        let lb = try XCTUnwrap(conv.lineBuffer)
+        XCTAssertEqual([lb.rows, lb.codes, lb.banks, lb.rowWords, lb.depth], [3, 24, 1, 4, 12])
+        XCTAssertEqual((0..<5).map(lb.rowsNeeded), [1, 2, 3, 4, 4])
+        XCTAssertEqual((0..<5).map(lb.firstRow), [0, 0, 1, 2, 3])
         // Column (ky·kw + kx)·C + c holds w[m, c, ky, kx]: row 1, column 3 = (ky 0, kx 1, c 1) = w[1, 1, 0, 1].
         let w = model.layers[0].product.weights.values
         XCTAssertEqual(conv.weights[1 * 8 + 3], w[((1 * 2 + 1) * 2 + 0) * 2 + 1])
@@ -52,11 +57,56 @@ final class ConvLoweringTests: XCTestCase {
         XCTAssertEqual(pool.completingBeat((1 * 2 + 1) * 3 + 2), 56)
         XCTAssertEqual(g.units[1].inLanes, 1)
         XCTAssertEqual(g.expectedCyclesPerInference, 300)
-        // Latency: 16 input beats; the conv starts at 16 and delivers its 75th word at 16 + 75·4 + 2;
-        // the pool's last output follows beat 56 (word 56 at 16 + 57·4 + 2 = 246) by one cycle;
-        // the dense unit starts the cycle after (248) and its 2 words leave through the serializer.
-        let firstWord = 248 + 4 + 2
+        // Latency: input row 0 is in after beat 3, so the conv starts at 4 and issues its 300 slices
+        // without a gap (row oy needs rows 0…oy, which arrive long before; the input waits for row 3
+        // from beat 12 until output row 2 frees row 0, at 124, and row 3 is in by 128 < 184), so word w
+        // leaves at 4 + (w + 1)·4 + 2. The pool's last output follows word 56 (at 234) by one cycle;
+        // the dense unit starts the cycle after (236) and its 2 words leave through the serializer.
+        let firstWord = 236 + 4 + 2
         XCTAssertEqual(g.expectedLatency, firstWord + (2 - 1) * max(4, 2) + 2)
+    }
+
+    /// The cycle model of the stages in front of the dense unit (the conv here): with 3 rows the
+    /// window never waits after the first row, so word w leaves at 4 + (w + 1)·4 + 2 and maps
+    /// follow each other 300 cycles apart; with kh = 2 rows it waits for input row oy + 1 at every
+    /// output row from 2 on (the row can only be written once row oy − 2 is free).
+    func testLineBufferCycleModel() throws {
+        let g = try HardwareGraph(smallConvModel(), foldings: [Folding(pe: 1, simd: 2), Folding(pe: 2, simd: 3)])
+        let conv = g.units[0]
+        let lb = try XCTUnwrap(conv.lineBuffer)
+        let front = FrontTiming(inputBeats: 16, stages: [.conv(conv, lb)])
+        XCTAssertEqual(front.bound, 300)
+        XCTAssertEqual(front.outputTimes(inferences: 1), (0..<75).map { 4 + ($0 + 1) * 4 + 2 })
+        XCTAssertEqual(front.interval(inferences: 4), 300)
+        var two = lb
+        two.rows = 2
+        let starved = FrontTiming(inputBeats: 16, stages: [.conv(conv, two)])
+        XCTAssertGreaterThan(starved.interval(inferences: 4), 300)
+        XCTAssertEqual(LineBuffer.minimumRows(lb.window), 2)
+    }
+
+    /// The folding search's cycle model of a convolution (output pixels × K/SIMD × M/PE, SIMD
+    /// dividing C; the pool behind it takes its 75 codes over the conv's PE lanes) agrees with
+    /// the hardware graph's at every folding, and it picks the cheapest folding within a budget.
+    func testFoldingSearchCountsConvolutionsAndPools() throws {
+        let model = smallConvModel()
+        let search = FoldingSearch(model)
+        XCTAssertEqual(search.pixels, [25, 1])
+        XCTAssertEqual(search.candidates(layer: 0).count, 4)  // PE 1 or 3 × SIMD 1 or 2 (C = 2, not K = 8)
+        for a in search.candidates(layer: 0) {
+            for b in search.candidates(layer: 1) {
+                let g = try HardwareGraph(model, foldings: [a, b])
+                XCTAssertEqual(search.cycles([a, b]), g.expectedCyclesPerInference, "\(a); \(b)")
+            }
+        }
+        // 100 cycles (10,000 inferences/s at 1 MHz): the conv needs all 6 multipliers (25·4·1 = 100;
+        // 3×1 takes 200), the dense layer one (12·4 = 48, its serializer too).
+        let f = try search.forTarget(fps: 10_000, clockMHz: 1)
+        XCTAssertEqual(f, [Folding(pe: 3, simd: 2), Folding(pe: 1, simd: 1)])
+        XCTAssertEqual(try HardwareGraph(model, foldings: f).expectedCyclesPerInference, 100)
+        XCTAssertThrowsError(try search.forTarget(fps: 20_000, clockMHz: 1)) { e in
+            XCTAssertEqual(e as? FoldingSearchError, .unreachable(layer: "conv0", budget: 50, fastest: 100))
+        }
     }
 
     func testFlattenReordersDenseColumnsToTheStream() throws {
@@ -152,6 +202,11 @@ final class ConvLoweringTests: XCTestCase {
         XCTAssertTrue(design.manifest.rtl.contains("qf_l1_pool0.v"))
         XCTAssertEqual(design.manifest.layers[0].convolution, "2×2 stride 1 padding 1 over 2×4×4")
         XCTAssertEqual(design.manifest.layers[1].maxPools, ["2×2 stride 2 padding 0 over 3×5×5"])
+        // The standard folding (PE 3, SIMD 2) feeds the conv 2 codes per beat: 3 rows of 4 × 2 codes.
+        XCTAssertEqual([design.manifest.layers[0].lineBufferRows, design.manifest.layers[0].lineBufferCodes], [3, 24])
+        XCTAssertNil(design.manifest.layers[1].lineBufferRows)
+        XCTAssertTrue(design.manifest.rtl.contains("qf_ram.v"))
+        XCTAssertTrue(design.manifest.json().contains("\"line_buffer_rows\" : 3"))
         XCTAssertEqual(design.manifest.timingSamples, 2 + 1 + 4)
         let top = try XCTUnwrap(design.files["qf_top.v"])
         XCTAssertTrue(top.contains(".in_data_i  (l0_data)") && top.contains(".in_data_i  (p1_0_data)"), top)

@@ -96,7 +96,11 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     let pe = u.folding.pe, simd = u.folding.simd, sf = u.synapseFold, nf = u.neuronFold
     let xb = u.inputBits, win = u.inLanes, k = u.bankSize
     let sw = u.sumBits, ob = u.outputBits
-    let ptrBits = indexBits(2 * k), sfBits = indexBits(sf), nfBits = indexBits(nf), waBits = indexBits(sf * nf)
+    // A dense unit whose beats are as wide as its SIMD slices keeps its input buffer as words of
+    // one beat (g codes): one write port and one read port, a memory Yosys maps to block or
+    // distributed RAM. Otherwise (and for the sliding window) the buffer holds one code per word.
+    let g = u.window == nil && win == simd && k % simd == 0 ? simd : 1
+    let ptrBits = indexBits(2 * k / g), sfBits = indexBits(sf), nfBits = indexBits(nf), waBits = indexBits(sf * nf)
     let layout = u.parameterLayout
     let hasParams = !layout.fields.isEmpty
     let signedness = u.inputGrid.signed ? "signed" : "unsigned"
@@ -123,7 +127,7 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line()
     var thresholdLoop = false
     if case let .thresholds(levels, lists, _, _) = u.requantization, levels > 0, lists.contains(where: { !$0.isConstant }) { thresholdLoop = true }
-    v.line("  integer l, s, p\(thresholdLoop ? ", i" : "");")
+    v.line("  integer \(g > 1 ? "" : "l, s, ")p\(thresholdLoop ? ", i" : "");")
     v.line()
     if u.window == nil {
         v.line("  // Input buffer: two banks of \(k) codes. The writer fills one bank, \(win) codes per beat, while")
@@ -132,7 +136,7 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
         v.line("  // Input buffer: two banks of one input map (\(k) codes, pixel by pixel, channels fastest). The writer")
         v.line("  // fills one bank, \(win) codes per beat, while the sliding window reads the other, \(simd) codes per cycle.")
     }
-    v.line("  reg  \(range(xb)) buf_mem [0:\(2 * k - 1)];")
+    v.line("  reg  \(range(g * xb)) buf_mem [0:\(2 * k / g - 1)];")
     v.line("  reg  \(range(ptrBits)) wr_ptr_q, wr_ptr_d;")
     v.line("  reg  wr_bank_q, wr_bank_d;")
     v.line("  reg  [1:0] full_q, full_d;")
@@ -142,9 +146,13 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line()
     v.line("  always @(posedge clk_i) begin")
     v.line("    if (wr_en) begin")
-    v.line("      for (l = 0; l < \(win); l = l + 1) begin")
-    v.line("        buf_mem[wr_ptr_q + l[\(ptrBits - 1):0]] <= in_data_i[l * \(xb) +: \(xb)];")
-    v.line("      end")
+    if g > 1 {
+        v.line("      buf_mem[wr_ptr_q] <= in_data_i;")
+    } else {
+        v.line("      for (l = 0; l < \(win); l = l + 1) begin")
+        v.line("        buf_mem[wr_ptr_q + l[\(ptrBits - 1):0]] <= in_data_i[l * \(xb) +: \(xb)];")
+        v.line("      end")
+    }
     v.line("    end")
     v.line("  end")
     v.line()
@@ -164,7 +172,7 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line("  // Pipeline: issue (buffer read, ROM address) → 1: multiply-accumulate → 2: requantize → output register.")
     v.line("  reg  v1_q, v1_d, first1_q, first1_d, last1_q, last1_d, v2_q, v2_d;")
     if hasParams { v.line("  reg  \(range(nfBits)) nf1_q, nf1_d;") }
-    v.line("  reg  \(range(simd * xb)) x1_q, x1_d;")
+    v.line("  reg  \(range(simd * xb)) x1_q\(g > 1 ? "" : ", x1_d");")
     v.line("  reg  \(range(pe * sw)) acc_q, acc_d;")
     v.line("  reg  \(range(pe * sw)) fin_q, fin_d;  // finished sums, held for requantization")
     v.line("  reg  \(range(pe * ob)) out_q, out_d;")
@@ -194,8 +202,8 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line("    nf_d = nf_q;")
     v.line("    waddr_d = waddr_q;")
     v.line("    if (wr_en) begin")
-    v.line("      wr_ptr_d = wr_ptr_q == \(lit(ptrBits, Int64(2 * k - win))) ? \(lit(ptrBits, 0)) : wr_ptr_q + \(lit(ptrBits, Int64(win)));")
-    v.line("      if (wr_ptr_q == \(lit(ptrBits, Int64(k - win))) || wr_ptr_q == \(lit(ptrBits, Int64(2 * k - win)))) begin")
+    v.line("      wr_ptr_d = wr_ptr_q == \(lit(ptrBits, Int64((2 * k - win) / g))) ? \(lit(ptrBits, 0)) : wr_ptr_q + \(lit(ptrBits, Int64(win / g)));")
+    v.line("      if (wr_ptr_q == \(lit(ptrBits, Int64((k - win) / g))) || wr_ptr_q == \(lit(ptrBits, Int64((2 * k - win) / g)))) begin")
     v.line("        full_d[wr_bank_q] = 1'b1;")
     v.line("        wr_bank_d = ~wr_bank_q;")
     v.line("      end")
@@ -206,14 +214,14 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
         v.line("    if (issue) begin")
         v.line("      sf_d = last_sf ? \(lit(sfBits, 0)) : sf_q + \(lit(sfBits, 1));")
         v.line("      waddr_d = waddr_q + \(lit(waBits, 1));")
-        v.line("      rd_ptr_d = rd_ptr_q + \(lit(ptrBits, Int64(simd)));")
+        v.line("      rd_ptr_d = rd_ptr_q + \(lit(ptrBits, Int64(simd / g)));")
         v.line("      if (last_sf) begin")
         v.line("        nf_d = last_nf ? \(lit(nfBits, 0)) : nf_q + \(lit(nfBits, 1));")
-        v.line("        rd_ptr_d = rd_bank_q ? \(lit(ptrBits, Int64(k))) : \(lit(ptrBits, 0));")
+        v.line("        rd_ptr_d = rd_bank_q ? \(lit(ptrBits, Int64(k / g))) : \(lit(ptrBits, 0));")
         v.line("        if (last_nf) begin  // the bank is consumed: free it, move to the other")
         v.line("          full_d[rd_bank_q] = 1'b0;")
         v.line("          rd_bank_d = ~rd_bank_q;")
-        v.line("          rd_ptr_d = rd_bank_q ? \(lit(ptrBits, 0)) : \(lit(ptrBits, Int64(k)));")
+        v.line("          rd_ptr_d = rd_bank_q ? \(lit(ptrBits, 0)) : \(lit(ptrBits, Int64(k / g)));")
         v.line("          waddr_d = \(lit(waBits, 0));")
         v.line("        end")
         v.line("      end")
@@ -226,24 +234,34 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line("    first1_d = first1_q;")
     v.line("    last1_d = last1_q;")
     if hasParams { v.line("    nf1_d = nf1_q;") }
-    v.line("    x1_d = x1_q;")
+    if g == 1 { v.line("    x1_d = x1_q;") }
     v.line("    v2_d = v2_q;")
     v.line("    if (step) begin")
     v.line("      v1_d = issue;")
     v.line("      first1_d = sf_q == \(lit(sfBits, 0));")
     v.line("      last1_d = last_sf;")
     if hasParams { v.line("      nf1_d = nf_q;") }
-    v.line("      for (s = 0; s < \(simd); s = s + 1) begin")
-    if u.window != nil {
-        v.line("        x1_d[s * \(xb) +: \(xb)] = win_pad ? \(lit(xb, 0)) : buf_mem[win_addr + s[\(ptrBits - 1):0]];  // padding reads code 0")
-    } else {
-        v.line("        x1_d[s * \(xb) +: \(xb)] = buf_mem[rd_ptr_q + s[\(ptrBits - 1):0]];")
+    if g == 1 {
+        v.line("      for (s = 0; s < \(simd); s = s + 1) begin")
+        if u.window != nil {
+            v.line("        x1_d[s * \(xb) +: \(xb)] = win_pad ? \(lit(xb, 0)) : buf_mem[win_addr + s[\(ptrBits - 1):0]];  // padding reads code 0")
+        } else {
+            v.line("        x1_d[s * \(xb) +: \(xb)] = buf_mem[rd_ptr_q + s[\(ptrBits - 1):0]];")
+        }
+        v.line("      end")
     }
-    v.line("      end")
     v.line("      v2_d = v1_q & last1_q;")
     v.line("    end")
     v.line("  end")
     v.line()
+    if g > 1 {
+        v.line("  // The SIMD codes of stage 1: a synchronous read of one buffer word (no reset, so that it maps to")
+        v.line("  // a RAM's read port; the codes are used only while v1_q is set).")
+        v.line("  always @(posedge clk_i) begin")
+        v.line("    if (step) x1_q <= buf_mem[rd_ptr_q];")
+        v.line("  end")
+        v.line()
+    }
     emitMac(&v, u)
     v.line()
     emitRequant(&v, u, layout)
@@ -263,7 +281,7 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     let readCounters: [(String, Int)] = u.window.map { windowCounters($0, simd: simd) } ?? [("rd_ptr", ptrBits)]
     let resets: [(String, Int)] = [("wr_ptr", ptrBits), ("wr_bank", 1), ("full", 2)] + readCounters + [("rd_bank", 1), ("sf", sfBits),
                                    ("nf", nfBits), ("waddr", waBits), ("v1", 1), ("first1", 1), ("last1", 1)]
-        + (hasParams ? [("nf1", nfBits)] : []) + [("x1", simd * xb), ("v2", 1), ("acc", pe * sw), ("fin", pe * sw), ("out", pe * ob), ("out_valid", 1)]
+        + (hasParams ? [("nf1", nfBits)] : []) + (g > 1 ? [] : [("x1", simd * xb)]) + [("v2", 1), ("acc", pe * sw), ("fin", pe * sw), ("out", pe * ob), ("out_valid", 1)]
     for (name, bits) in resets { v.line("      \(name)_q <= \(lit(bits, 0));") }
     v.line("    end else begin")
     for (name, _) in resets { v.line("      \(name)_q <= \(name)_d;") }
@@ -309,6 +327,8 @@ private func emitMac(_ v: inout VerilogText, _ u: MatrixVectorUnit) {
     let wraps = sw < u.accRange.bits
     v.line("  // Multiply-accumulate. Codes widen to \(pw) bits (\(u.inputGrid.signed ? "sign" : "zero")-extended), weights sign-extended;")
     v.line("  // each \(pw)-bit product is exact, and the \(sw)-bit sum \(wraps ? "wraps as the accumulator cap says" : "never overflows").")
+    v.line("  // The products are signed so that synthesis sees the extensions and narrows each multiplier to")
+    v.line("  // \(u.signedInputBits) × \(u.weightBits) bits (the low \(pw) bits are the same as an unsigned product's).")
     v.line("  reg  \(range(pw)) mac_prod;")
     v.line("  reg  \(range(sw)) mac_sum;")
     v.line("  always @(*) begin")
@@ -325,7 +345,7 @@ private func emitMac(_ v: inout VerilogText, _ u: MatrixVectorUnit) {
             let x = u.inputGrid.signed ? signExtendSelect(xs, msb: "x1_q[\((s + 1) * xb - 1)]", from: xb, to: pw) : "{\(pw - xb)'d0, \(xs)}"
             let lane = (p * simd + s) * wb
             let w = signExtendSelect(slice("w1", lane + wb - 1, lane), msb: "w1[\(lane + wb - 1)]", from: wb, to: pw)
-            v.line("      mac_prod = \(x) * \(w);")
+            v.line("      mac_prod = $signed(\(x)) * $signed(\(w));")
             v.line("      mac_sum = mac_sum + \(signExtend("mac_prod", from: pw, to: sw));")
         }
         v.line("      acc_d[\((p + 1) * sw - 1):\(p * sw)] = mac_sum;")

@@ -74,6 +74,39 @@ final class SynthesisRunTests: XCTestCase {
         XCTAssertGreaterThan(xilinx.ffs ?? 0, 0)
     }
 
+    /// A folded 64-64-5 layer pair at w4a4: layer 0's weight ROM (512 words of 2 × 4 × 4 bits =
+    /// 16 kbit) must become block RAM, and its 8 × 4 and 5 × 4-bit products logic, not DSPs.
+    func testFoldedWeightsBecomeBlockRAMAndNarrowProductsLogic() throws {
+        try require([.yosys, .sta, .nextpnrICE40], liberty: true)
+        let tmp = try TemporaryDirectory()
+        let model = jetShapedModel(seed: 3, sizes: [64, 64, 5])
+        let graph = try HardwareGraph(model, foldings: [Folding(pe: 2, simd: 4), Folding(pe: 5, simd: 4)])
+        let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 2, seed: 1), source: "random")
+        let design = HardwareDesign(graph, vectors: vectors, integerModel: model)
+        try design.write(to: tmp.path)
+        // Weights 512 × 32 bits; thresholds: 32 words of 2 lanes × 15 levels of some width.
+        let thresholdBits = (design.manifest.layers[0].memoryBits ?? 0) - 512 * 32
+        XCTAssertGreaterThan(thresholdBits, 0)
+        XCTAssertEqual(thresholdBits % (32 * 2 * 15), 0, "\(thresholdBits)")
+        XCTAssertEqual(design.manifest.layers[1].memoryBits, 16 * 5 * 4 * 4)
+
+        let xilinx = try synthesize(directory: tmp.path, options: SynthesisOptions(target: .xilinx))
+        XCTAssertGreaterThanOrEqual(xilinx.brams ?? 0, 1, "\(xilinx.cellTypes)")
+        XCTAssertEqual(xilinx.dsps, 0, "\(xilinx.cellTypes)")
+        XCTAssertEqual(xilinx.memoryBits, design.manifest.memoryBits)
+
+        let ice = try synthesize(directory: tmp.path, options: SynthesisOptions(target: .ice40, clockMHz: 12, device: .up5k))
+        XCTAssertGreaterThanOrEqual(ice.brams ?? 0, 4, "\(ice.cellTypes)")
+        XCTAssertEqual(ice.dsps, 0, "\(ice.cellTypes)")
+
+        // The ASIC netlist has the ROMs' ports, not their bits: far fewer flip-flops than ROM bits.
+        let asic = try synthesize(directory: tmp.path, options: SynthesisOptions(target: .asic, clockMHz: 100))
+        let netlist = try String(contentsOfFile: tmp.file("synth-asic/netlist.v"), encoding: .utf8)
+        XCTAssertTrue(netlist.contains("u_weights.data_o"), "the weight ROM's read data should be a port of the netlist")
+        XCTAssertLessThan(asic.ffs ?? .max, 16384)
+        XCTAssertNotNil(asic.slackNs)
+    }
+
     func testAFailingToolRunCarriesItsMessages() throws {
         try require([.yosys], liberty: true)
         let tmp = try TemporaryDirectory()

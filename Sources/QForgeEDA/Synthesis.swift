@@ -177,12 +177,17 @@ public struct SynthesisPlan: Sendable {
         case .ice40:
             let nextpnr = try Tool.nextpnrICE40.locate(environment: options.environment)
             let device = options.device
-            let synth = "synth_ice40 \(device.hasDSP ? "-dsp " : "")-top \(top) -json \(out)/netlist.json"
-            // With DSPs: flatten, narrow the multipliers to their operands (wreduce), keep the
-            // narrow ones in logic, then the rest of synth_ice40 (it maps the others to SB_MAC16).
-            let body = device.hasDSP
-                ? ["\(synth) -run :coarse", "opt_expr", "opt_clean", "wreduce t:$mul"] + narrowMultipliersToLogic + ["\(synth) -run coarse:"]
-                : [synth]
+            let synth = "synth_ice40 -top \(top) -json \(out)/netlist.json"
+            // With DSPs: flatten, narrow the multipliers to their operands (wreduce), map those
+            // wider than multiplierLogicMaxBits to SB_MAC16 with synth_ice40 -dsp's own commands
+            // (only the minimum widths raised), then the rest of synth_ice40; the others become logic.
+            let minimum = multiplierLogicMaxBits + 1
+            let dsp = ["opt_expr", "opt_clean", "wreduce t:$mul",
+                       "techmap -map +/mul2dsp.v -map +/ice40/dsp_map.v -D DSP_A_MAXWIDTH=16 -D DSP_B_MAXWIDTH=16 "
+                           + "-D DSP_A_MINWIDTH=\(minimum) -D DSP_B_MINWIDTH=\(minimum) -D DSP_Y_MINWIDTH=11 -D DSP_NAME=$__MUL16X16",
+                       "select a:mul2dsp", "setattr -unset mul2dsp", "opt_expr -fine", "wreduce", "select -clear", "ice40_dsp",
+                       "chtype -set $mul t:$__soft_mul"]
+            let body = device.hasDSP ? ["\(synth) -run :coarse"] + dsp + ["\(synth) -run coarse:"] : [synth]
             let script = [header, read] + body + ["stat"]
             files = ["\(out)/synth.ys": script.joined(separator: "\n") + "\n"]
             steps = [yosysStep(script.joined(separator: "\n")),

@@ -58,6 +58,13 @@ final class SynthesisRunTests: XCTestCase {
 
         let asic = try synthesize(directory: tmp.path, options: SynthesisOptions(target: .asic, clockMHz: 100))
         XCTAssertGreaterThan(asic.areaUm2 ?? 0, 0)
+        // The ROMs stay out of the cells: their ports are the netlist's. Layer 0's weight words
+        // are 2 × 2 × 4 = 16 bits wide; layer 1 holds 2 × 2 words of 1 × 3 × 4 bits.
+        XCTAssertEqual(asic.memoryBits, manifest.memoryBits)
+        XCTAssertEqual(manifest.layers[1].memoryBits, 48)
+        let netlist = try String(contentsOfFile: tmp.file("synth-asic/netlist.v"), encoding: .utf8)
+        XCTAssertTrue(netlist.contains("\\u_l0.u_weights.data_o[15] "), "the weight ROM's read data should be a port of the netlist")
+        XCTAssertFalse(netlist.contains("u_weights.clk_i"))
         XCTAssertNotNil(asic.fmaxMHz)
         let figures = DesignFigures(manifest: manifest, report: asic)
         XCTAssertEqual(figures.macsPerInference, 4 * 6 + 6 * 2)
@@ -76,8 +83,9 @@ final class SynthesisRunTests: XCTestCase {
 
     /// A folded 64-64-5 layer pair at w4a4: layer 0's weight ROM (512 words of 2 × 4 × 4 bits =
     /// 16 kbit) must become block RAM, and its 8 × 4 and 5 × 4-bit products logic, not DSPs.
+    /// Yosys only (the place and route of iCE40 adds nothing to what is mapped).
     func testFoldedWeightsBecomeBlockRAMAndNarrowProductsLogic() throws {
-        try require([.yosys, .sta, .nextpnrICE40], liberty: true)
+        try require([.yosys, .nextpnrICE40])
         let tmp = try TemporaryDirectory()
         let model = jetShapedModel(seed: 3, sizes: [64, 64, 5])
         let graph = try HardwareGraph(model, foldings: [Folding(pe: 2, simd: 4), Folding(pe: 5, simd: 4)])
@@ -90,21 +98,17 @@ final class SynthesisRunTests: XCTestCase {
         XCTAssertEqual(thresholdBits % (32 * 2 * 15), 0, "\(thresholdBits)")
         XCTAssertEqual(design.manifest.layers[1].memoryBits, 16 * 5 * 4 * 4)
 
-        let xilinx = try synthesize(directory: tmp.path, options: SynthesisOptions(target: .xilinx))
+        func yosysOnly(_ options: SynthesisOptions) throws -> SynthesisReport {
+            var plan = try SynthesisPlan(directory: tmp.path, top: design.manifest.top, rtl: design.manifest.rtl, options: options)
+            plan.steps = plan.steps.filter { $0.name == "yosys" }
+            return try synthesize(plan)
+        }
+        let xilinx = try yosysOnly(SynthesisOptions(target: .xilinx))
         XCTAssertGreaterThanOrEqual(xilinx.brams ?? 0, 1, "\(xilinx.cellTypes)")
         XCTAssertEqual(xilinx.dsps, 0, "\(xilinx.cellTypes)")
-        XCTAssertEqual(xilinx.memoryBits, design.manifest.memoryBits)
-
-        let ice = try synthesize(directory: tmp.path, options: SynthesisOptions(target: .ice40, clockMHz: 12, device: .up5k))
+        let ice = try yosysOnly(SynthesisOptions(target: .ice40, device: .up5k))
         XCTAssertGreaterThanOrEqual(ice.brams ?? 0, 4, "\(ice.cellTypes)")
         XCTAssertEqual(ice.dsps, 0, "\(ice.cellTypes)")
-
-        // The ASIC netlist has the ROMs' ports, not their bits: far fewer flip-flops than ROM bits.
-        let asic = try synthesize(directory: tmp.path, options: SynthesisOptions(target: .asic, clockMHz: 100))
-        let netlist = try String(contentsOfFile: tmp.file("synth-asic/netlist.v"), encoding: .utf8)
-        XCTAssertTrue(netlist.contains("u_weights.data_o"), "the weight ROM's read data should be a port of the netlist")
-        XCTAssertLessThan(asic.ffs ?? .max, 16384)
-        XCTAssertNotNil(asic.slackNs)
     }
 
     func testAFailingToolRunCarriesItsMessages() throws {

@@ -16,7 +16,7 @@ struct Synth: ParsableCommand {
 
             Memories: on ice40 and xilinx the weight and parameter ROMs of a folded design map to block RAM \
             (SB_RAM40_4K; RAMB18E1/RAMB36E1), the smallest ones to logic. OSU 0.18 µm has no memory macros, so the \
-            asic netlist leaves the ROMs out: their ports become ports of the netlist (timed against the clock), \
+            asic netlist leaves the ROMs out: their ports become ports of the netlist (timed against the clock, with no access time), \
             cells, area and power are the logic's alone, and memory_bits says how many bits the ROMs hold. \
             Multipliers with an operand of at most 5 bits are built from logic, wider ones from DSPs (xilinx; \
             ice40 on the UP5K).

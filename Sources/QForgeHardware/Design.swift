@@ -36,6 +36,8 @@ public struct HardwareManifest: Codable, Equatable, Sendable {
         /// nil in the parallel style (weights are constants in the RTL).
         public var weightMemory: String?
         public var parameterMemory: String?
+        /// Bits the layer's ROMs hold (weights and parameters, words × width); nil in the parallel style.
+        public var memoryBits: Int? = nil
         /// A convolution's window ("3×3 stride 1 padding 1 over 16×28×28"); nil for a dense layer.
         public var convolution: String? = nil
         /// Max-pools in front of the layer ("2×2 stride 2 padding 0 over 32×28×28").
@@ -142,6 +144,8 @@ public struct HardwareDesign: Sendable {
                 integerModelAccumulatorBits: layer.accumulatorBits, accumulatorCap: u.cap?.bits, overflow: u.cap?.overflow.rawValue,
                 droppedBits: u.droppedBits, valueBits: u.valueBits, requantization: u.requantization.name + (u.lookupCodes == nil ? "" : "+lookup"), outputBits: u.outputBits,
                 cycles: u.cycles, weightMemory: "\(u.weightRomFile).mem", parameterMemory: layout.fields.isEmpty ? nil : "\(u.paramRomFile).mem"))
+            layers[layers.count - 1].memoryBits = u.synapseFold * u.neuronFold * u.folding.pe * u.folding.simd * u.weightBits
+                + (layout.fields.isEmpty ? 0 : u.neuronFold * u.folding.pe * layout.laneBits)
             if let w = u.window { layers[layers.count - 1].convolution = w.description }
             if let lb = u.lineBuffer {
                 layers[layers.count - 1].lineBufferRows = lb.rows

@@ -97,7 +97,11 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     let pe = u.folding.pe, simd = u.folding.simd, sf = u.synapseFold, nf = u.neuronFold
     let xb = u.inputBits, win = u.inLanes, k = u.bankSize
     let sw = u.sumBits, ob = u.outputBits
-    let ptrBits = indexBits(2 * k), sfBits = indexBits(sf), nfBits = indexBits(nf), waBits = indexBits(sf * nf)
+    // A dense unit whose beats are as wide as its SIMD slices keeps its input buffer as words of
+    // one beat (g codes): one write port and one read port, a memory Yosys maps to block or
+    // distributed RAM. Otherwise (and for the sliding window) the buffer holds one code per word.
+    let g = u.window == nil && win == simd && k % simd == 0 ? simd : 1
+    let ptrBits = indexBits(2 * k / g), sfBits = indexBits(sf), nfBits = indexBits(nf), waBits = indexBits(sf * nf)
     let layout = u.parameterLayout
     let hasParams = !layout.fields.isEmpty
     let signedness = u.inputGrid.signed ? "signed" : "unsigned"
@@ -124,14 +128,14 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line()
     var thresholdLoop = false
     if case let .thresholds(levels, lists, _, _) = u.requantization, levels > 0, lists.contains(where: { !$0.isConstant }) { thresholdLoop = true }
-    v.line("  integer \(u.lineBuffer == nil ? "l, s, " : "")p\(thresholdLoop ? ", i" : "");")
+    v.line("  integer \(u.lineBuffer == nil && g == 1 ? "l, s, " : "")p\(thresholdLoop ? ", i" : "");")
     v.line()
     if let lb = u.lineBuffer {
         declareLineBuffer(&v, u, lb)
     } else {
         v.line("  // Input buffer: two banks of \(k) codes. The writer fills one bank, \(win) codes per beat, while")
         v.line("  // the multiply-accumulate loop reads the other, \(simd) codes per cycle.")
-        v.line("  reg  \(range(xb)) buf_mem [0:\(2 * k - 1)];")
+        v.line("  reg  \(range(g * xb)) buf_mem [0:\(2 * k / g - 1)];")
         v.line("  reg  \(range(ptrBits)) wr_ptr_q, wr_ptr_d;")
         v.line("  reg  wr_bank_q, wr_bank_d;")
         v.line("  reg  [1:0] full_q, full_d;")
@@ -141,9 +145,13 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
         v.line()
         v.line("  always @(posedge clk_i) begin")
         v.line("    if (wr_en) begin")
-        v.line("      for (l = 0; l < \(win); l = l + 1) begin")
-        v.line("        buf_mem[wr_ptr_q + l[\(ptrBits - 1):0]] <= in_data_i[l * \(xb) +: \(xb)];")
-        v.line("      end")
+        if g > 1 {
+            v.line("      buf_mem[wr_ptr_q] <= in_data_i;")
+        } else {
+            v.line("      for (l = 0; l < \(win); l = l + 1) begin")
+            v.line("        buf_mem[wr_ptr_q + l[\(ptrBits - 1):0]] <= in_data_i[l * \(xb) +: \(xb)];")
+            v.line("      end")
+        }
         v.line("    end")
         v.line("  end")
     }
@@ -162,7 +170,7 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line("  // Pipeline: issue (buffer read, ROM address) → 1: multiply-accumulate → 2: requantize → output register.")
     v.line("  reg  v1_q, v1_d, first1_q, first1_d, last1_q, last1_d, v2_q, v2_d;")
     if hasParams { v.line("  reg  \(range(nfBits)) nf1_q, nf1_d;") }
-    if u.lineBuffer == nil { v.line("  reg  \(range(simd * xb)) x1_q, x1_d;") }
+    if u.lineBuffer == nil { v.line("  reg  \(range(simd * xb)) x1_q\(g > 1 ? "" : ", x1_d");") }
     v.line("  reg  \(range(pe * sw)) acc_q, acc_d;")
     v.line("  reg  \(range(pe * sw)) fin_q, fin_d;  // finished sums, held for requantization")
     v.line("  reg  \(range(pe * ob)) out_q, out_d;")
@@ -197,8 +205,8 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
         v.line("    nf_d = nf_q;")
         v.line("    waddr_d = waddr_q;")
         v.line("    if (wr_en) begin")
-        v.line("      wr_ptr_d = wr_ptr_q == \(lit(ptrBits, Int64(2 * k - win))) ? \(lit(ptrBits, 0)) : wr_ptr_q + \(lit(ptrBits, Int64(win)));")
-        v.line("      if (wr_ptr_q == \(lit(ptrBits, Int64(k - win))) || wr_ptr_q == \(lit(ptrBits, Int64(2 * k - win)))) begin")
+        v.line("      wr_ptr_d = wr_ptr_q == \(lit(ptrBits, Int64((2 * k - win) / g))) ? \(lit(ptrBits, 0)) : wr_ptr_q + \(lit(ptrBits, Int64(win / g)));")
+        v.line("      if (wr_ptr_q == \(lit(ptrBits, Int64((k - win) / g))) || wr_ptr_q == \(lit(ptrBits, Int64((2 * k - win) / g)))) begin")
         v.line("        full_d[wr_bank_q] = 1'b1;")
         v.line("        wr_bank_d = ~wr_bank_q;")
         v.line("      end")
@@ -206,14 +214,14 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
         v.line("    if (issue) begin")
         v.line("      sf_d = last_sf ? \(lit(sfBits, 0)) : sf_q + \(lit(sfBits, 1));")
         v.line("      waddr_d = waddr_q + \(lit(waBits, 1));")
-        v.line("      rd_ptr_d = rd_ptr_q + \(lit(ptrBits, Int64(simd)));")
+        v.line("      rd_ptr_d = rd_ptr_q + \(lit(ptrBits, Int64(simd / g)));")
         v.line("      if (last_sf) begin")
         v.line("        nf_d = last_nf ? \(lit(nfBits, 0)) : nf_q + \(lit(nfBits, 1));")
-        v.line("        rd_ptr_d = rd_bank_q ? \(lit(ptrBits, Int64(k))) : \(lit(ptrBits, 0));")
+        v.line("        rd_ptr_d = rd_bank_q ? \(lit(ptrBits, Int64(k / g))) : \(lit(ptrBits, 0));")
         v.line("        if (last_nf) begin  // the bank is consumed: free it, move to the other")
         v.line("          full_d[rd_bank_q] = 1'b0;")
         v.line("          rd_bank_d = ~rd_bank_q;")
-        v.line("          rd_ptr_d = rd_bank_q ? \(lit(ptrBits, 0)) : \(lit(ptrBits, Int64(k)));")
+        v.line("          rd_ptr_d = rd_bank_q ? \(lit(ptrBits, 0)) : \(lit(ptrBits, Int64(k / g)));")
         v.line("          waddr_d = \(lit(waBits, 0));")
         v.line("        end")
         v.line("      end")
@@ -226,14 +234,14 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line("    first1_d = first1_q;")
     v.line("    last1_d = last1_q;")
     if hasParams { v.line("    nf1_d = nf1_q;") }
-    if u.lineBuffer == nil { v.line("    x1_d = x1_q;") }
+    if u.lineBuffer == nil && g == 1 { v.line("    x1_d = x1_q;") }
     v.line("    v2_d = v2_q;")
     v.line("    if (step) begin")
     v.line("      v1_d = issue;")
     v.line("      first1_d = sf_q == \(lit(sfBits, 0));")
     v.line("      last1_d = last_sf;")
     if hasParams { v.line("      nf1_d = nf_q;") }
-    if u.lineBuffer == nil {
+    if u.lineBuffer == nil && g == 1 {
         v.line("      for (s = 0; s < \(simd); s = s + 1) begin")
         v.line("        x1_d[s * \(xb) +: \(xb)] = buf_mem[rd_ptr_q + s[\(ptrBits - 1):0]];")
         v.line("      end")
@@ -242,6 +250,14 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     v.line("    end")
     v.line("  end")
     v.line()
+    if g > 1 {
+        v.line("  // The SIMD codes of stage 1: a synchronous read of one buffer word (no reset, so that it maps to")
+        v.line("  // a RAM's read port; the codes are used only while v1_q is set).")
+        v.line("  always @(posedge clk_i) begin")
+        v.line("    if (step) x1_q <= buf_mem[rd_ptr_q];")
+        v.line("  end")
+        v.line()
+    }
     emitMac(&v, u, x1: u.lineBuffer == nil ? "x1_q" : "x1")
     v.line()
     emitRequant(&v, u, layout)
@@ -265,7 +281,7 @@ func emitUnit(_ u: MatrixVectorUnit, prefix: String) -> String {
     }
     let resets: [(String, Int, Int64)] = (lineRegisters ?? [("wr_ptr", ptrBits, 0), ("wr_bank", 1, 0), ("full", 2, 0), ("rd_ptr", ptrBits, 0), ("rd_bank", 1, 0)])
         + [("sf", sfBits, 0), ("nf", nfBits, 0), ("waddr", waBits, 0), ("v1", 1, 0), ("first1", 1, 0), ("last1", 1, 0)]
-        + (hasParams ? [("nf1", nfBits, 0)] : []) + (lineRegisters == nil ? [("x1", simd * xb, 0)] : [])
+        + (hasParams ? [("nf1", nfBits, 0)] : []) + (lineRegisters == nil && g == 1 ? [("x1", simd * xb, 0)] : [])
         + [("v2", 1, 0), ("acc", pe * sw, 0), ("fin", pe * sw, 0), ("out", pe * ob, 0), ("out_valid", 1, 0)]
     for (name, bits, value) in resets { v.line("      \(name)_q <= \(lit(bits, value));") }
     v.line("    end else begin")
@@ -312,6 +328,8 @@ private func emitMac(_ v: inout VerilogText, _ u: MatrixVectorUnit, x1: String) 
     let wraps = sw < u.accRange.bits
     v.line("  // Multiply-accumulate. Codes widen to \(pw) bits (\(u.inputGrid.signed ? "sign" : "zero")-extended), weights sign-extended;")
     v.line("  // each \(pw)-bit product is exact, and the \(sw)-bit sum \(wraps ? "wraps as the accumulator cap says" : "never overflows").")
+    v.line("  // The products are signed so that synthesis sees the extensions and narrows each multiplier to")
+    v.line("  // \(u.signedInputBits) × \(u.weightBits) bits (the low \(pw) bits are the same as an unsigned product's).")
     v.line("  reg  \(range(pw)) mac_prod;")
     v.line("  reg  \(range(sw)) mac_sum;")
     v.line("  always @(*) begin")
@@ -328,7 +346,7 @@ private func emitMac(_ v: inout VerilogText, _ u: MatrixVectorUnit, x1: String) 
             let x = u.inputGrid.signed ? signExtendSelect(xs, msb: "\(x1)[\((s + 1) * xb - 1)]", from: xb, to: pw) : "{\(pw - xb)'d0, \(xs)}"
             let lane = (p * simd + s) * wb
             let w = signExtendSelect(slice("w1", lane + wb - 1, lane), msb: "w1[\(lane + wb - 1)]", from: wb, to: pw)
-            v.line("      mac_prod = \(x) * \(w);")
+            v.line("      mac_prod = $signed(\(x)) * $signed(\(w));")
             v.line("      mac_sum = mac_sum + \(signExtend("mac_prod", from: pw, to: sw));")
         }
         v.line("      acc_d[\((p + 1) * sw - 1):\(p * sw)] = mac_sum;")

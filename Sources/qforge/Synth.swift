@@ -13,6 +13,13 @@ struct Synth: ParsableCommand {
             Scripts, logs, netlists and report.json go to <directory>/synth-<target> (ice40: synth-ice40-<device>). \
             Throughput comes from the manifest: inferences/s = Fmax / cycles per inference, OPS/s = 2 × MACs × \
             inferences/s; OPS/W uses the power at the analysis clock (inputs toggling with --activity per cycle).
+
+            Memories: on ice40 and xilinx the weight and parameter ROMs of a folded design map to block RAM \
+            (SB_RAM40_4K; RAMB18E1/RAMB36E1), the smallest ones to logic. OSU 0.18 µm has no memory macros, so the \
+            asic netlist leaves the ROMs out: their ports become ports of the netlist (timed against the clock, with no access time), \
+            cells, area and power are the logic's alone, and memory_bits says how many bits the ROMs hold. \
+            Multipliers with an operand of at most 5 bits are built from logic, wider ones from DSPs (xilinx; \
+            ice40 on the UP5K).
             """)
 
     @Argument(help: "The build directory written by qforge compile.")
@@ -50,6 +57,9 @@ struct Synth: ParsableCommand {
         }
         let figures = DesignFigures(manifest: manifest, report: report)
         printSynthesisTable([("\(manifest.model) (\(manifest.top))", report, figures)])
+        if let bits = report.memoryBits {
+            print("ROMs: \(bits) bits" + (target == .asic ? " (outside the asic figures: OSU 0.18 µm has no memory macros)" : ""))
+        }
         if report.fits == false { print("does not fit the \(report.device): \(report.fitProblem ?? "see the nextpnr log")") }
         print(String(format: "%d MACs per inference, %d cycles per inference, latency %d cycles; %@ took %.1f s",
                      figures.macsPerInference, figures.cyclesPerInference, figures.latencyCycles, target.rawValue, report.seconds))
@@ -101,7 +111,7 @@ func synthesisJSON(_ r: SynthesisReport, _ f: DesignFigures) -> [String: Any] {
         ("cells", r.cells), ("area_um2", r.areaUm2), ("fmax_mhz", r.fmaxMHz), ("slack_ns", r.slackNs), ("power_mw", r.powerMW),
         ("power_internal_mw", r.powerInternalMW), ("power_switching_mw", r.powerSwitchingMW), ("power_leakage_mw", r.powerLeakageMW),
         ("input_activity", r.inputActivity), ("luts", r.luts), ("ffs", r.ffs), ("brams", r.brams), ("dsps", r.dsps), ("fits", r.fits),
-        ("fit_problem", r.fitProblem), ("inferences_per_second", f.inferencesPerSecond), ("latency_ns", f.latencyNs),
+        ("fit_problem", r.fitProblem), ("memory_bits", r.memoryBits), ("inferences_per_second", f.inferencesPerSecond), ("latency_ns", f.latencyNs),
         ("ops_per_second", f.opsPerSecond), ("ops_per_watt", f.opsPerWatt), ("ops_per_mm2", f.opsPerMm2),
     ]
     for (k, v) in optional { o[k] = v ?? NSNull() }

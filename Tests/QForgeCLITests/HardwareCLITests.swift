@@ -112,6 +112,10 @@ final class HardwareCLITests: XCTestCase {
         XCTAssertEqual(s["macs_per_inference"] as? Int, 36)
         XCTAssertNotNil(s["ops_per_watt"] as? Double)
         XCTAssertTrue(s["luts"] is NSNull)
+        // The ROMs (weights 6 × 16 + 4 × 12 bits, and layer 0's thresholds) are counted, not synthesized.
+        let bits = s["memory_bits"] as? Int ?? 0
+        XCTAssertGreaterThan(bits, 6 * 16 + 4 * 12)
+        XCTAssertTrue(synth.stdout.contains("ROMs: \(bits) bits (outside the asic figures: OSU 0.18 µm has no memory macros)"), "\(synth)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: tmp.file("build/synth-asic/report.json")))
 
         let units = try runQForge(["units", "mac", "--bits", "4,2", "--clock-ns", "2", "--vectors", "40", "-o", "units", "--json"], in: tmp)

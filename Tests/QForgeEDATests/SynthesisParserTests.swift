@@ -7,7 +7,8 @@ import XCTest
 /// nextpnr-ice40 0.4 from Debian 12, run on 4-bit MACs (Fixtures/qf_mac_b4.v, written by
 /// `qforge units mac --bits 4 --clock-ns 1.5`, for the ASIC logs; Fixtures/mac4.v, its
 /// hand-written equivalent, for the iCE40 and Xilinx logs) and on a small
-/// compiled network (27→8→6, 4-bit) that does not fit an UP5K.
+/// compiled network (27→8→6, 4-bit) that does not fit an UP5K; and Fixtures/rom_mac.v (block
+/// RAM and the split of products between logic and DSPs) through the xilinx and UP5K scripts.
 final class SynthesisParserTests: XCTestCase {
     func fixture(_ name: String) throws -> String {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)").path
@@ -115,6 +116,27 @@ final class SynthesisParserTests: XCTestCase {
         XCTAssertNil(r.fmaxMHz)
     }
 
+    /// Fixtures/rom_mac.v (a 512 × 32-bit ROM, four 8 × 4-bit products, one 9 × 9-bit product)
+    /// through the xilinx and UP5K flows' Yosys scripts: the ROM is block RAM, the narrow
+    /// products logic, the wide one a DSP.
+    func testBlockRAMAndDSPCounts() throws {
+        let x = try SynthesisReport.from(target: .xilinx, device: "xc7", top: "rom_mac", clockMHz: 100, inputActivity: 0.1,
+                                         yosysLog: try fixture("xilinx-rommac-yosys.log"))
+        XCTAssertEqual(x.brams, 1, "512 × 32 bits: one RAMB18E1")
+        XCTAssertEqual(x.cellTypes["RAMB18E1"], 1)
+        XCTAssertEqual(x.dsps, 1, "only the 9 × 9 product")
+        XCTAssertEqual(x.luts, 27 + 9 + 21 + 29 + 130)
+        XCTAssertEqual(x.ffs, 11)
+        XCTAssertEqual(x.cells, 425)
+        let i = try SynthesisReport.from(target: .ice40, device: "up5k", top: "rom_mac", clockMHz: 12, inputActivity: 0.1,
+                                         yosysLog: try fixture("ice40-rommac-yosys.log"))
+        XCTAssertEqual(i.brams, 2, "the 16 ROM bits the products read, 512 × 16 = two SB_RAM40_4K")
+        XCTAssertEqual(i.dsps, 1)
+        XCTAssertEqual(i.luts, 218)
+        XCTAssertEqual(i.ffs, 11)
+        XCTAssertNil(i.fits, "no nextpnr log")
+    }
+
     func testDesignFigures() {
         var r = SynthesisReport(target: .asic, device: "osu018", top: "t", clockMHz: 100)
         r.fmaxMHz = 200
@@ -147,6 +169,21 @@ final class SynthesisParserTests: XCTestCase {
         let ice = try SynthesisPlan(directory: "/tmp/d", top: "t", rtl: ["a.v"], options: SynthesisOptions(target: .ice40, device: .hx8k, environment: environment))
         XCTAssertEqual(ice.outputDirectory, "synth-ice40-hx8k")
         XCTAssertEqual(Array(ice.steps[1].command.arguments.prefix(3)), ["--hx8k", "--package", "ct256"])
+        XCTAssertFalse(try XCTUnwrap(ice.files["synth-ice40-hx8k/synth.ys"]).contains("mul2dsp"), "the HX8K has no DSPs")
+
+        // Folded designs: the ROM module (from its file name) leaves the ASIC netlist; products
+        // with an operand of at most 5 bits stay out of the DSPs.
+        let folded = ["qf_rom.v", "qf_l0_mvau.v", "qf_top.v"]
+        let asic = try SynthesisPlan(directory: "/tmp/d", top: "qf_top", rtl: folded, options: SynthesisOptions(target: .asic, environment: environment))
+        XCTAssertEqual(asic.memoryModules, ["qf_rom"])
+        let asicScript = try XCTUnwrap(asic.files["synth-asic/synth.ys"])
+        XCTAssertTrue(asicScript.contains("hierarchy -top qf_top\nblackbox $paramod*\\qf_rom*\nsynth -flatten -top qf_top\n"
+                                          + "expose -evert t:$paramod*\\qf_rom*\ndelete -output w:*.clk_i\n"), asicScript)
+        let xilinx = try SynthesisPlan(directory: "/tmp/d", top: "qf_top", rtl: folded, options: SynthesisOptions(target: .xilinx, environment: environment))
+        XCTAssertTrue(try XCTUnwrap(xilinx.files["synth-xilinx/synth.ys"]).contains(
+            "-run :map_dsp\nchtype -set $__soft_mul t:$mul r:A_WIDTH<=5 %i\nchtype -set $__soft_mul t:$mul r:B_WIDTH<=5 %i\n"))
+        let up5k = try SynthesisPlan(directory: "/tmp/d", top: "qf_top", rtl: folded, options: SynthesisOptions(target: .ice40, environment: environment))
+        XCTAssertTrue(try XCTUnwrap(up5k.files["synth-ice40-up5k/synth.ys"]).contains("-D DSP_A_MINWIDTH=6 -D DSP_B_MINWIDTH=6 "))
 
         XCTAssertThrowsError(try SynthesisPlan(directory: "/tmp", top: "t", rtl: ["a.v"],
                                                options: SynthesisOptions(target: .asic, environment: ["PATH": "/nonexistent"]))) { e in

@@ -58,6 +58,13 @@ final class SynthesisRunTests: XCTestCase {
 
         let asic = try synthesize(directory: tmp.path, options: SynthesisOptions(target: .asic, clockMHz: 100))
         XCTAssertGreaterThan(asic.areaUm2 ?? 0, 0)
+        // The ROMs stay out of the cells: their ports are the netlist's. Layer 0's weight words
+        // are 2 × 2 × 4 = 16 bits wide; layer 1 holds 2 × 2 words of 1 × 3 × 4 bits.
+        XCTAssertEqual(asic.memoryBits, manifest.memoryBits)
+        XCTAssertEqual(manifest.layers[1].memoryBits, 48)
+        let netlist = try String(contentsOfFile: tmp.file("synth-asic/netlist.v"), encoding: .utf8)
+        XCTAssertTrue(netlist.contains("\\u_l0.u_weights.data_o[15] "), "the weight ROM's read data should be a port of the netlist")
+        XCTAssertFalse(netlist.contains("u_weights.clk_i"))
         XCTAssertNotNil(asic.fmaxMHz)
         let figures = DesignFigures(manifest: manifest, report: asic)
         XCTAssertEqual(figures.macsPerInference, 4 * 6 + 6 * 2)
@@ -72,6 +79,33 @@ final class SynthesisRunTests: XCTestCase {
         let xilinx = try synthesize(directory: tmp.path, options: SynthesisOptions(target: .xilinx))
         XCTAssertGreaterThan(xilinx.luts ?? 0, 0)
         XCTAssertGreaterThan(xilinx.ffs ?? 0, 0)
+    }
+
+    /// One folded 256 → 16 layer at 8-bit inputs and 4-bit weights, PE 1, SIMD 4: its weight ROM
+    /// (1024 words of 16 bits) must become block RAM, and its four 8 × 4-bit products logic, not
+    /// DSPs. (Yosys builds a ROM of up to about 8 kbit from LUTs on xilinx: 512 × 16 bits does.)
+    /// Yosys only (the place and route of iCE40 adds nothing to what is mapped).
+    func testFoldedWeightsBecomeBlockRAMAndNarrowProductsLogic() throws {
+        try require([.yosys, .nextpnrICE40])
+        let tmp = try TemporaryDirectory()
+        let model = jetShapedModel(seed: 3, sizes: [256, 16])
+        let graph = try HardwareGraph(model, foldings: [Folding(pe: 1, simd: 4)])
+        let vectors = TestVectors(model: model, inputs: TestVectors.randomInputs(model, count: 2, seed: 1), source: "random")
+        let design = HardwareDesign(graph, vectors: vectors, integerModel: model)
+        try design.write(to: tmp.path)
+        XCTAssertEqual(design.manifest.memoryBits, 1024 * 16)
+
+        func yosysOnly(_ options: SynthesisOptions) throws -> SynthesisReport {
+            var plan = try SynthesisPlan(directory: tmp.path, top: design.manifest.top, rtl: design.manifest.rtl, options: options)
+            plan.steps = plan.steps.filter { $0.name == "yosys" }
+            return try synthesize(plan)
+        }
+        let xilinx = try yosysOnly(SynthesisOptions(target: .xilinx))
+        XCTAssertGreaterThanOrEqual(xilinx.brams ?? 0, 1, "\(xilinx.cellTypes)")
+        XCTAssertEqual(xilinx.dsps, 0, "\(xilinx.cellTypes)")
+        let ice = try yosysOnly(SynthesisOptions(target: .ice40, device: .up5k))
+        XCTAssertGreaterThanOrEqual(ice.brams ?? 0, 4, "16 kbit: at least four SB_RAM40_4K; \(ice.cellTypes)")
+        XCTAssertEqual(ice.dsps, 0, "\(ice.cellTypes)")
     }
 
     func testAFailingToolRunCarriesItsMessages() throws {

@@ -13,12 +13,12 @@ module qf_l0_mvau (
   input  wire out_ready_i
 );
 
-  integer l, s, p, i;
+  integer p, i;
 
   // Input buffer: two banks of 4 codes. The writer fills one bank, 2 codes per beat, while
   // the multiply-accumulate loop reads the other, 2 codes per cycle.
-  reg  [2:0] buf_mem [0:7];
-  reg  [2:0] wr_ptr_q, wr_ptr_d;
+  reg  [5:0] buf_mem [0:3];
+  reg  [1:0] wr_ptr_q, wr_ptr_d;
   reg  wr_bank_q, wr_bank_d;
   reg  [1:0] full_q, full_d;
   wire wr_en;
@@ -27,15 +27,13 @@ module qf_l0_mvau (
 
   always @(posedge clk_i) begin
     if (wr_en) begin
-      for (l = 0; l < 2; l = l + 1) begin
-        buf_mem[wr_ptr_q + l[2:0]] <= in_data_i[l * 3 +: 3];
-      end
+      buf_mem[wr_ptr_q] <= in_data_i;
     end
   end
 
   // Fold counters: sf = synapse fold (0..1), nf = neuron fold (0..2); one SIMD slice
   // against PE weight rows is issued per cycle while the pipeline may advance (step).
-  reg  [2:0] rd_ptr_q, rd_ptr_d;
+  reg  [1:0] rd_ptr_q, rd_ptr_d;
   reg  rd_bank_q, rd_bank_d;
   reg  [0:0] sf_q, sf_d;
   reg  [1:0] nf_q, nf_d;
@@ -45,7 +43,7 @@ module qf_l0_mvau (
   // Pipeline: issue (buffer read, ROM address) → 1: multiply-accumulate → 2: requantize → output register.
   reg  v1_q, v1_d, first1_q, first1_d, last1_q, last1_d, v2_q, v2_d;
   reg  [1:0] nf1_q, nf1_d;
-  reg  [5:0] x1_q, x1_d;
+  reg  [5:0] x1_q;
   reg  [15:0] acc_q, acc_d;
   reg  [15:0] fin_q, fin_d;  // finished sums, held for requantization
   reg  [3:0] out_q, out_d;
@@ -70,8 +68,8 @@ module qf_l0_mvau (
     nf_d = nf_q;
     waddr_d = waddr_q;
     if (wr_en) begin
-      wr_ptr_d = wr_ptr_q == 3'd6 ? 3'd0 : wr_ptr_q + 3'd2;
-      if (wr_ptr_q == 3'd2 || wr_ptr_q == 3'd6) begin
+      wr_ptr_d = wr_ptr_q == 2'd3 ? 2'd0 : wr_ptr_q + 2'd1;
+      if (wr_ptr_q == 2'd1 || wr_ptr_q == 2'd3) begin
         full_d[wr_bank_q] = 1'b1;
         wr_bank_d = ~wr_bank_q;
       end
@@ -79,14 +77,14 @@ module qf_l0_mvau (
     if (issue) begin
       sf_d = last_sf ? 1'd0 : sf_q + 1'd1;
       waddr_d = waddr_q + 3'd1;
-      rd_ptr_d = rd_ptr_q + 3'd2;
+      rd_ptr_d = rd_ptr_q + 2'd1;
       if (last_sf) begin
         nf_d = last_nf ? 2'd0 : nf_q + 2'd1;
-        rd_ptr_d = rd_bank_q ? 3'd4 : 3'd0;
+        rd_ptr_d = rd_bank_q ? 2'd2 : 2'd0;
         if (last_nf) begin  // the bank is consumed: free it, move to the other
           full_d[rd_bank_q] = 1'b0;
           rd_bank_d = ~rd_bank_q;
-          rd_ptr_d = rd_bank_q ? 3'd0 : 3'd4;
+          rd_ptr_d = rd_bank_q ? 2'd0 : 2'd2;
           waddr_d = 3'd0;
         end
       end
@@ -98,22 +96,26 @@ module qf_l0_mvau (
     first1_d = first1_q;
     last1_d = last1_q;
     nf1_d = nf1_q;
-    x1_d = x1_q;
     v2_d = v2_q;
     if (step) begin
       v1_d = issue;
       first1_d = sf_q == 1'd0;
       last1_d = last_sf;
       nf1_d = nf_q;
-      for (s = 0; s < 2; s = s + 1) begin
-        x1_d[s * 3 +: 3] = buf_mem[rd_ptr_q + s[2:0]];
-      end
       v2_d = v1_q & last1_q;
     end
   end
 
+  // The SIMD codes of stage 1: a synchronous read of one buffer word (no reset, so that it maps to
+  // a RAM's read port; the codes are used only while v1_q is set).
+  always @(posedge clk_i) begin
+    if (step) x1_q <= buf_mem[rd_ptr_q];
+  end
+
   // Multiply-accumulate. Codes widen to 8 bits (zero-extended), weights sign-extended;
   // each 8-bit product is exact, and the 8-bit sum never overflows.
+  // The products are signed so that synthesis sees the extensions and narrows each multiplier to
+  // 4 × 4 bits (the low 8 bits are the same as an unsigned product's).
   reg  [7:0] mac_prod;
   reg  [7:0] mac_sum;
   always @(*) begin
@@ -124,16 +126,16 @@ module qf_l0_mvau (
     if (v1_q & step) begin
       // lane 0
       mac_sum = first1_q ? 8'd0 : acc_q[7:0];
-      mac_prod = {5'd0, x1_q[2:0]} * {{4{w1[3]}}, w1[3:0]};
+      mac_prod = $signed({5'd0, x1_q[2:0]}) * $signed({{4{w1[3]}}, w1[3:0]});
       mac_sum = mac_sum + mac_prod;
-      mac_prod = {5'd0, x1_q[5:3]} * {{4{w1[7]}}, w1[7:4]};
+      mac_prod = $signed({5'd0, x1_q[5:3]}) * $signed({{4{w1[7]}}, w1[7:4]});
       mac_sum = mac_sum + mac_prod;
       acc_d[7:0] = mac_sum;
       // lane 1
       mac_sum = first1_q ? 8'd0 : acc_q[15:8];
-      mac_prod = {5'd0, x1_q[2:0]} * {{4{w1[11]}}, w1[11:8]};
+      mac_prod = $signed({5'd0, x1_q[2:0]}) * $signed({{4{w1[11]}}, w1[11:8]});
       mac_sum = mac_sum + mac_prod;
-      mac_prod = {5'd0, x1_q[5:3]} * {{4{w1[15]}}, w1[15:12]};
+      mac_prod = $signed({5'd0, x1_q[5:3]}) * $signed({{4{w1[15]}}, w1[15:12]});
       mac_sum = mac_sum + mac_prod;
       acc_d[15:8] = mac_sum;
       if (last1_q) fin_d = acc_d;
@@ -187,10 +189,10 @@ module qf_l0_mvau (
 
   always @(posedge clk_i or negedge rst_ni) begin
     if (!rst_ni) begin
-      wr_ptr_q <= 3'd0;
+      wr_ptr_q <= 2'd0;
       wr_bank_q <= 1'd0;
       full_q <= 2'd0;
-      rd_ptr_q <= 3'd0;
+      rd_ptr_q <= 2'd0;
       rd_bank_q <= 1'd0;
       sf_q <= 1'd0;
       nf_q <= 2'd0;
@@ -199,7 +201,6 @@ module qf_l0_mvau (
       first1_q <= 1'd0;
       last1_q <= 1'd0;
       nf1_q <= 2'd0;
-      x1_q <= 6'd0;
       v2_q <= 1'd0;
       acc_q <= 16'd0;
       fin_q <= 16'd0;
@@ -218,7 +219,6 @@ module qf_l0_mvau (
       first1_q <= first1_d;
       last1_q <= last1_d;
       nf1_q <= nf1_d;
-      x1_q <= x1_d;
       v2_q <= v2_d;
       acc_q <= acc_d;
       fin_q <= fin_d;

@@ -110,6 +110,8 @@ module qf_l1_mvau (
 
   // Multiply-accumulate. Codes widen to 7 bits (zero-extended), weights sign-extended;
   // each 7-bit product is exact, and the 8-bit sum never overflows.
+  // The products are signed so that synthesis sees the extensions and narrows each multiplier to
+  // 3 × 4 bits (the low 7 bits are the same as an unsigned product's).
   reg  [6:0] mac_prod;
   reg  [7:0] mac_sum;
   always @(*) begin
@@ -120,11 +122,11 @@ module qf_l1_mvau (
     if (v1_q & step) begin
       // lane 0
       mac_sum = first1_q ? 8'd0 : acc_q[7:0];
-      mac_prod = {5'd0, x1_q[1:0]} * {{3{w1[3]}}, w1[3:0]};
+      mac_prod = $signed({5'd0, x1_q[1:0]}) * $signed({{3{w1[3]}}, w1[3:0]});
       mac_sum = mac_sum + {{1{mac_prod[6]}}, mac_prod};
-      mac_prod = {5'd0, x1_q[3:2]} * {{3{w1[7]}}, w1[7:4]};
+      mac_prod = $signed({5'd0, x1_q[3:2]}) * $signed({{3{w1[7]}}, w1[7:4]});
       mac_sum = mac_sum + {{1{mac_prod[6]}}, mac_prod};
-      mac_prod = {5'd0, x1_q[5:4]} * {{3{w1[11]}}, w1[11:8]};
+      mac_prod = $signed({5'd0, x1_q[5:4]}) * $signed({{3{w1[11]}}, w1[11:8]});
       mac_sum = mac_sum + {{1{mac_prod[6]}}, mac_prod};
       acc_d[7:0] = mac_sum;
       if (last1_q) fin_d = acc_d;

@@ -115,8 +115,10 @@ struct DSERun: ParsableCommand {
                                           classification: true)
         let (train, test) = try DataCatalog.load(request)
         let synthesis = SynthesisOptions(target: target, clockMHz: clockMHz, device: device)
-        let runner = DSERunner(DSEConfiguration(sweep: sweep, directory: out, train: train, test: test,
-                                                training: try training.options(seed: seed), synthesis: synthesis),
+        var configuration = DSEConfiguration(sweep: sweep, directory: out, train: train, test: test,
+                                             training: try training.options(seed: seed), synthesis: synthesis)
+        configuration.simulator = simulator
+        let runner = DSERunner(configuration,
                                log: note, trainingProgress: ProgressPrinter().update)
         do { try runner.checkTools() } catch let e as EDAError { throw CommandError("qforge dse: \(e)") }
         try fm.createDirectory(atPath: out, withIntermediateDirectories: true)

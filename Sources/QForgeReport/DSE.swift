@@ -332,12 +332,14 @@ public final class DSERunner {
 
     func path(_ relative: String) -> String { (configuration.directory as NSString).appendingPathComponent(relative) }
 
-    /// The tools every point needs, checked before hours of training.
-    public func checkTools() throws {
-        let env = configuration.synthesis.environment
-        _ = try (configuration.simulator == .verilator ? Tool.verilator : Tool.iverilog).locate(environment: env)
+    /// The tools every point needs (the simulator, Yosys, and OpenSTA with the cell library
+    /// or nextpnr for the target), checked before hours of training.
+    public static func checkTools(simulator: Simulator, target: SynthesisTarget,
+                                  environment env: [String: String] = ProcessInfo.processInfo.environment) throws {
+        _ = try (simulator == .verilator ? Tool.verilator : Tool.iverilog).locate(environment: env)
+        if simulator == .icarus { _ = try Tool.vvp.locate(environment: env) }
         _ = try Tool.yosys.locate(environment: env)
-        switch sweep.target {
+        switch target {
         case .asic:
             _ = try Tool.sta.locate(environment: env)
             _ = try CellLibrary.osu018.locate(environment: env)

@@ -101,6 +101,7 @@ struct DSERun: ParsableCommand {
         if fm.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw CommandError("\(out) exists and is not a directory; give -o a new or earlier sweep directory")
         }
+        do { try DSERunner.checkTools(simulator: simulator, target: target) } catch let e as EDAError { throw CommandError("qforge dse: \(e)") }
         let data = dataset != "auto" ? dataset : (source.hasPrefix("magnet") && !isFile ? "magnetometer" : "fashion-mnist")
         let sweep = DSESweep(source: source, kind: isFile ? .model : .preset, bits: widths, fps: rates, target: target,
                              device: target == .ice40 ? device.rawValue : nil, clockMHz: clockMHz, epochs: isFile ? 0 : training.epochs,
@@ -120,7 +121,6 @@ struct DSERun: ParsableCommand {
         configuration.simulator = simulator
         let runner = DSERunner(configuration,
                                log: note, trainingProgress: ProgressPrinter().update)
-        do { try runner.checkTools() } catch let e as EDAError { throw CommandError("qforge dse: \(e)") }
         try fm.createDirectory(atPath: out, withIntermediateDirectories: true)
         note("\(sweep.count) points (\(widths.count) widths × \(rates.count) foldings)" + (shard == .all ? "" : ", shard \(shard): \(((0..<sweep.count).filter(shard.includes)).count) of them"))
         let points = try runner.run(shard: shard)

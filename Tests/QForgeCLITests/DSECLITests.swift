@@ -24,6 +24,10 @@ final class DSECLITests: XCTestCase {
             let r = try runQForge(arguments, in: tmp)
             assertCleanFailure(r, path: path, problem: problem)
         }
+        // A missing tool is named before any training.
+        let noYosys = try runQForge(["dse", "tfc", "--fold", "auto:1000", "--target", "xilinx", "-o", "sweep"], in: tmp,
+                                    environment: ["QFORGE_YOSYS": "/no/such/yosys"])
+        assertCleanFailure(noYosys, path: "/no/such/yosys", problem: ["QFORGE_YOSYS", "not an executable"])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp.file("sweep")), ["keep.txt"])
         XCTAssertEqual(try String(contentsOfFile: keep, encoding: .utf8), "keep")
     }

@@ -23,7 +23,9 @@ public func xmlEscaped(_ text: String) -> String {
 public func shortNumber(_ v: Double) -> String {
     guard v.isFinite else { return "—" }
     let a = abs(v)
+    // Three significant digits without an exponent: 1390, 12.5, 0.25.
     func trimmed(_ x: Double) -> String {
+        if abs(x) >= 100 { return String(format: "%.0f", x) }
         var s = String(format: "%.3g", x)
         if s.contains("e") { return s }
         if s.contains(".") {

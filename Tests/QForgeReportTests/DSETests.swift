@@ -148,7 +148,8 @@ final class DSEMergeTests: XCTestCase {
         XCTAssertTrue(xml.text.contains("LUTs"), "x label")
         XCTAssertTrue(xml.text.contains("test accuracy (integer model)"), "y label")
         XCTAssertTrue(xml.text.contains("(log scale)"), "LUTs span 300...7000: a log axis")
-        XCTAssertTrue(xml.text.contains("10k"), "a decade tick")
+        XCTAssertTrue(xml.text.contains("10k") && xml.text.contains("1000"), "decade ticks")
+        XCTAssertFalse(xml.text.contains("e+"), "no exponents in labels")
         XCTAssertTrue(xml.text.contains("Pareto front"))
 
         let speed = try XCTUnwrap(XMLSummary.parse(result.throughputPlot().svg()))
@@ -173,6 +174,10 @@ final class DSEMergeTests: XCTestCase {
         XCTAssertEqual(shortNumber(12_500), "12.5k")
         XCTAssertEqual(shortNumber(2_000_000), "2M")
         XCTAssertEqual(shortNumber(0.25), "0.25")
+        XCTAssertEqual(shortNumber(1000), "1000")
+        XCTAssertEqual(shortNumber(1390.4), "1390")
+        XCTAssertEqual(shortNumber(999_900), "1000k")
+        XCTAssertEqual(shortNumber(0.000125), "0.000125")
     }
 
     func testMergeRefusesMissingAndMalformedPoints() throws {

@@ -50,7 +50,8 @@ let package = Package(
         .target(name: "QForgeHardware", dependencies: ["QForgeInteger", "QForgeTensor"]),
         // Running Icarus, Verilator, Yosys, OpenSTA and nextpnr on a generated design; parsing what they print.
         .target(name: "QForgeEDA", dependencies: ["QForgeHardware"]),
-        .target(name: "QForgeReport", dependencies: ["QForgeTensor", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger"]),
+        // Tables, SVG plots, the HTML report and design-space exploration (which drives QForgeEDA).
+        .target(name: "QForgeReport", dependencies: ["QForgeTensor", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger", "QForgeHardware", "QForgeEDA"]),
         .executableTarget(name: "qforge", dependencies: [
             "QForgeTensor", "QForgeGraph", "QForgeData", "QForgeNN", "QForgeQuant", "QForgeInteger", "QForgeReport",
             "QForgeHardware", "QForgeEDA",
@@ -64,7 +65,7 @@ let package = Package(
         .testTarget(name: "QForgeDataTests", dependencies: ["QForgeData", "TestSupport"]),
         .testTarget(name: "QForgeNNTests", dependencies: ["QForgeNN", "TestSupport"]),
         .testTarget(name: "QForgeQuantTests", dependencies: ["QForgeQuant", "QForgeGraph", "TestSupport"]),
-        .testTarget(name: "QForgeReportTests", dependencies: ["QForgeReport", "QForgeQuant", "QForgeInteger", "TestSupport"]),
+        .testTarget(name: "QForgeReportTests", dependencies: ["QForgeReport", "QForgeQuant", "QForgeInteger", "QForgeEDA", "QForgeHardware", "QForgeNN", "QForgeData", "HardwareTestSupport", "TestSupport"]),
         .testTarget(name: "QForgeIntegerTests", dependencies: ["QForgeInteger", "TestSupport"]),
         .target(name: "HardwareTestSupport", dependencies: ["QForgeInteger", "QForgeTensor"], path: "Tests/HardwareTestSupport"),
         // Golden/ holds the emitted files GoldenTests compares against (regenerate: see GoldenTests.swift).
@@ -75,7 +76,7 @@ let package = Package(
         .testTarget(name: "QForgeEDATests", dependencies: ["QForgeEDA", "QForgeHardware", "QForgeInteger", "HardwareTestSupport", "TestSupport"],
                     exclude: ["Fixtures"]),
         // Runs the real `qforge` binary: depending on the executable target makes SwiftPM build it first.
-        .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeNN", "QForgeGraph", "QForgeData", "QForgeInteger", "QForgeHardware", "QForgeEDA", "HardwareTestSupport", "TestSupport"]),
+        .testTarget(name: "QForgeCLITests", dependencies: ["qforge", "QForgeReport", "QForgeEDA", "QForgeHardware", "QForgeNN", "QForgeGraph", "QForgeData", "QForgeInteger", "HardwareTestSupport", "TestSupport"]),
         // Trains real models; each test skips itself in debug builds. Run with
         // `make test-release` (builds --product QForgePackageTests, then `swift test --skip-build
         // -c release -Xswiftc -enable-testing --filter QForgeReleaseTests`).

@@ -279,6 +279,8 @@ struct Sim: ParsableCommand {
             throw CommandError("\(e)")
         }
         let r = result.report
+        // Kept beside the design for qforge report.
+        try? SimulationRecord(simulator: simulator, report: r).write(directory: directory)
         for f in r.failures { print(f) }
         print("\(simulator.rawValue): \(r.passed) passed, \(r.failed) failed")
         print("cycles per inference: \(r.cyclesPerInference) (expected \(r.expectedCyclesPerInference)); latency: \(r.latency) cycles (expected \(r.expectedLatency))")
